@@ -1,0 +1,9 @@
+"""xnorgen: compile binarized (XNOR-Net / BWN) networks to plain-C XNOR-popcount libraries.
+
+Pipeline, one module per stage:
+description -> graph -> weights -> plan -> codegen -> build (cffi) / sim.
+"""
+from .api import load, reference  # noqa: F401
+from .errors import XnorgenError  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,143 @@
+"""The golden model: contract section 2 in float64 numpy.
+
+This file is the living definition of the semantics. Generated C and the
+simulator are held to it (integer XNOR-popcount results exactly). It is written
+for clarity, not speed: whole-tensor numpy, one function per layer kind.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
+from .errors import XnorgenError
+from .graph import Network
+
+
+def sign(x):
+    """+1 where x >= 0 (so sign(0) = +1), else -1."""
+    return np.where(np.asarray(x) >= 0, 1.0, -1.0)
+
+
+def _windows(x, kernel, stride, padding, pad_value):
+    """[C,H,W] -> [C,Ho,Wo,kh,kw] views of the padded input."""
+    (ph, pw), (sh, sw) = padding, stride
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
+    return sliding_window_view(xp, tuple(kernel), axis=(1, 2))[:, ::sh, ::sw]
+
+
+def conv2d(x, w, stride, padding, pad_value=0.0):
+    """Plain cross-correlation of x [C,H,W] with w [F,C,kh,kw] -> [F,Ho,Wo]."""
+    win = _windows(x, w.shape[2:], stride, padding, pad_value)
+    return np.tensordot(w, win, axes=([1, 2, 3], [0, 3, 4]))
+
+
+def alpha(layer, w):
+    """Per-filter/unit weight scale: mean |W_f| over everything but the first axis."""
+    if not layer.scale_weight:
+        return np.ones(w.shape[0])
+    return np.abs(w).reshape(w.shape[0], -1).mean(axis=1)
+
+
+def binary_conv_core(layer: Conv2d, x):
+    """The integer core conv(sign(I), sign(W)) of an xnor conv2d, exact in float64."""
+    return conv2d(sign(x), sign(layer.params["weight"]), layer.stride, layer.padding, layer.pad_value)
+
+
+def input_scale_map(layer: Conv2d, x):
+    """K = conv2d(A, box(kh,kw)/(kh*kw)) with A = mean_c |I| zero-padded (1 if scale_input is off)."""
+    kh, kw = layer.kernel
+    a = np.abs(x).mean(axis=0)[None]
+    box = np.full((1, 1, kh, kw), 1.0 / (kh * kw))
+    k = conv2d(a, box, layer.stride, layer.padding, 0.0)[0]
+    return k if layer.scale_input else np.ones_like(k)
+
+
+def _conv_layer(layer: Conv2d, x):
+    w = layer.params["weight"]
+    if layer.mode == "float":
+        out = conv2d(x, w, layer.stride, layer.padding, layer.pad_value)
+    elif layer.mode == "bwn":
+        out = conv2d(x, sign(w), layer.stride, layer.padding, layer.pad_value)
+        out = out * alpha(layer, w)[:, None, None]
+    else:
+        out = binary_conv_core(layer, x) * alpha(layer, w)[:, None, None] * input_scale_map(layer, x)[None]
+    if layer.bias:
+        out = out + layer.params["bias"][:, None, None]
+    return out
+
+
+def _dense_layer(layer: Dense, x):
+    x, w = x.reshape(-1), layer.params["weight"]
+    if layer.mode == "float":
+        out = w @ x
+    elif layer.mode == "bwn":
+        out = (sign(w) @ x) * alpha(layer, w)
+    else:
+        beta = np.abs(x).mean() if layer.scale_input else 1.0
+        out = (sign(w) @ sign(x)) * alpha(layer, w) * beta
+    return out + layer.params["bias"] if layer.bias else out
+
+
+def _batchnorm(layer: BatchNorm, x):
+    p = layer.params
+    scale = p["gamma"] / np.sqrt(p["var"] + layer.eps)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    return (x - p["mean"].reshape(shape)) * scale.reshape(shape) + p["beta"].reshape(shape)
+
+
+def _pool(layer: Pool, x):
+    pad = -np.inf if layer.type == "maxpool" else 0.0
+    win = _windows(x, layer.kernel, layer.stride, layer.padding, pad)
+    if layer.type == "maxpool":
+        return win.max(axis=(3, 4))
+    return win.sum(axis=(3, 4)) / (layer.kernel[0] * layer.kernel[1])
+
+
+def _softmax(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def eval_layer(layer: Layer, ins):
+    """One layer on float64 inputs of one sample."""
+    if isinstance(layer, Conv2d):
+        return _conv_layer(layer, ins[0])
+    if isinstance(layer, Dense):
+        return _dense_layer(layer, ins[0])
+    if isinstance(layer, BatchNorm):
+        return _batchnorm(layer, ins[0])
+    if isinstance(layer, Pool):
+        return _pool(layer, ins[0])
+    if isinstance(layer, Add):
+        return ins[0] + ins[1]
+    x = ins[0]
+    return {"relu": lambda: np.maximum(x, 0.0), "sign": lambda: sign(x),
+            "flatten": lambda: x.reshape(-1), "softmax": lambda: _softmax(x)}[layer.type]()
+
+
+def run_sample(net: Network, x):
+    """Every tensor of one sample, by name ("input" included)."""
+    vals = {"input": np.asarray(x, dtype=np.float64).reshape(net.input_shape)}
+    for layer in net.layers:
+        vals[layer.name] = eval_layer(layer, [vals[s] for s in layer.inputs])
+    return vals
+
+
+def split_batch(net: Network, x):
+    """(samples, is_batch) for one sample of the input shape or a batch of them."""
+    x = np.asarray(x)
+    shape = tuple(net.input_shape)
+    if x.shape == shape:
+        return x[None], False
+    if x.shape[1:] == shape:
+        return x, True
+    raise XnorgenError(f"{net.name}: input", f"expected shape {list(shape)} or [N, {', '.join(map(str, shape))}], "
+                       f"got {list(x.shape)}")
+
+
+def reference(net: Network, x):
+    """Golden output(s) for one sample or a batch (float64)."""
+    samples, is_batch = split_batch(net, x)
+    outs = np.stack([run_sample(net, s)[net.output] for s in samples])
+    return outs if is_batch else outs[0]

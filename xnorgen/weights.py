@@ -1,0 +1,49 @@
+"""Front end, last step: attach the .npz arrays to the layers that need them.
+
+Needs: a Network with shapes (graph.build_graph).
+Guarantees: each layer's params hold float64 arrays of exactly the shapes in
+graph.expected_params, all finite, batchnorm variances >= 0.
+"""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+
+from .errors import XnorgenError
+from .graph import Network, expected_params
+
+
+def needs_weights(net: Network) -> bool:
+    return any(expected_params(layer, net.shapes[layer.inputs[0]]) for layer in net.layers)
+
+
+def attach_weights(net: Network) -> None:
+    """Load net.weights_path and check every array against the layer that uses it."""
+    if not needs_weights(net):
+        return
+    where = str(net.path or net.name)
+    if net.weights_path is None:
+        raise XnorgenError(where, "layers need weights but the description names no 'weights:' file")
+    try:
+        with np.load(net.weights_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise XnorgenError(str(net.weights_path), f"cannot read weights: {e}") from None
+    for layer in net.layers:
+        for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
+            key = f"{layer.name}.{pname}"
+            lwhere = f"{net.weights_path}: layer {layer.name}"
+            if key not in arrays:
+                raise XnorgenError(lwhere, f"missing array {key!r} of shape {list(shape)}")
+            a = arrays[key]
+            if a.shape != shape:
+                raise XnorgenError(lwhere, f"array {key!r} has shape {list(a.shape)}, expected {list(shape)}")
+            if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+                raise XnorgenError(lwhere, f"array {key!r} must be real numbers, got dtype {a.dtype}")
+            a = a.astype(np.float64)
+            if not np.all(np.isfinite(a)):
+                raise XnorgenError(lwhere, f"array {key!r} has NaN or infinite entries")
+            if pname == "var" and np.any(a < 0):
+                raise XnorgenError(lwhere, f"array {key!r} has negative variances")
+            layer.params[pname] = a
