@@ -1,9 +1,12 @@
 """The Python API of contract section 5: load, reference, build, simulate."""
 from __future__ import annotations
 
+from .build import load_module
+from .compiler import compile_network
 from .description import read_description
 from .graph import Network, build_graph
 from .reference import reference  # noqa: F401  (re-exported)
+from .runtime import CompiledNetwork
 from .weights import attach_weights
 
 
@@ -13,3 +16,11 @@ def load(path, weights: bool = True) -> Network:
     if weights:
         attach_weights(net)
     return net
+
+
+def build(net: Network | str, target: str = "host") -> CompiledNetwork:
+    """Compile for a target this machine runs, load with cffi, return a callable."""
+    if not isinstance(net, Network):
+        net = load(net)
+    plan, files = compile_network(net, target)
+    return CompiledNetwork(plan, files, load_module(net.name, files, plan.target))

@@ -1,0 +1,1 @@
+"""The simulator: the paper's speedup model and the target cost model."""

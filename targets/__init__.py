@@ -1,0 +1,1 @@
+"""Target descriptions (data, one YAML file per target); read by xnorgen.targets."""

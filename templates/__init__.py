@@ -1,0 +1,1 @@
+"""C templates (Jinja, StrictUndefined); rendered by xnorgen.codegen."""

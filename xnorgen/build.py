@@ -1,0 +1,91 @@
+"""Stage 5, build: compile a rendered network with cffi (API mode) and load it.
+
+Needs: the files codegen.render produced, for a target that runs on this machine.
+Guarantees: the extension module's name carries a hash of every generated file
+and of the compiler flags, so a changed network never loads a stale library;
+builds are cached on disk by that hash ($XNORGEN_CACHE, default
+~/.cache/xnorgen) and in memory per process.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import cffi
+
+from .errors import XnorgenError
+from .target import Target, runs_here
+
+_LOADED: dict[str, object] = {}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XNORGEN_CACHE") or Path.home() / ".cache" / "xnorgen")
+
+
+def module_name(name: str, files: dict[str, str], target: Target) -> str:
+    h = hashlib.sha256()
+    for fname in sorted(files):
+        h.update(fname.encode() + b"\0" + files[fname].encode() + b"\0")
+    h.update(repr((target.cc, target.cflags, cffi.__version__, sys.version)).encode())
+    return f"_xnorgen_{name}_{h.hexdigest()[:16]}"
+
+
+def _cdef(name: str) -> str:
+    p = name.upper()
+    return (f"#define {p}_INPUT_SIZE ...\n#define {p}_OUTPUT_SIZE ...\n#define {p}_ARENA_SIZE ...\n"
+            f"int {name}_infer(const float *input, float *output, void *arena);\n")
+
+
+def _compile(modname: str, name: str, files: dict[str, str], target: Target, dest: Path) -> None:
+    """Write sources and compile them into dest/ (built in a temp dir, renamed when complete)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=modname + ".", dir=dest.parent))
+    try:
+        for fname, text in files.items():
+            (work / fname).write_text(text)
+        ffi = cffi.FFI()
+        ffi.cdef(_cdef(name))
+        ffi.set_source(modname, f'#include "{name}.h"',
+                       sources=[str(work / f"{name}.c"), str(work / f"{name}_weights.c")],
+                       include_dirs=[str(work)], extra_compile_args=list(target.cflags))
+        old_cc = os.environ.get("CC")
+        os.environ.setdefault("CC", target.cc)
+        try:
+            ffi.compile(tmpdir=str(work), verbose=False)
+        except Exception as e:   # distutils/setuptools raise their own CompileError types
+            raise XnorgenError(f"build {name}", f"C compilation failed: {str(e).splitlines()[-1] if str(e) else e}") from None
+        finally:
+            if old_cc is None:
+                os.environ.pop("CC", None)
+        try:
+            work.rename(dest)
+        except OSError:          # another process finished the same build first
+            if not dest.exists():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def load_module(name: str, files: dict[str, str], target: Target):
+    """Compile (or reuse from cache) and import the cffi module of one rendered network."""
+    if not runs_here(target):
+        raise XnorgenError(f"target {target.name}", "does not run on this machine; use `xnorgen compile` instead")
+    modname = module_name(name, files, target)
+    if modname in _LOADED:
+        return _LOADED[modname]
+    dest = cache_dir() / modname
+    if not any(dest.glob(f"{modname}*.so")) and not any(dest.glob(f"{modname}*.pyd")):
+        shutil.rmtree(dest, ignore_errors=True)
+        _compile(modname, name, files, target, dest)
+    so = next(iter(sorted(dest.glob(f"{modname}*.so")) + sorted(dest.glob(f"{modname}*.pyd"))))
+    spec = importlib.util.spec_from_file_location(modname, so)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _LOADED[modname] = mod
+    return mod

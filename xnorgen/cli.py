@@ -1,0 +1,112 @@
+"""The xnorgen command line (contract section 4)."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import XnorgenError
+
+
+def _user_errors(fn):
+    """Turn XnorgenError into one `error: <where>: <what>` line and exit status 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except XnorgenError as e:
+            click.echo(f"error: {e.where}: {e.what}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="xnorgen")
+def main():
+    """xnorgen: compile binarized (XNOR-Net / BWN) networks to plain-C libraries."""
+
+
+@main.command()
+@click.argument("net", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", default="host", show_default=True, help="target name (see `xnorgen targets`)")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="output directory (default: ./<name>_<target>)")
+@_user_errors
+def compile(net, target, out_dir):
+    """Compile NET (net.yaml) into C sources, a Makefile and manifest.json."""
+    from .api import load
+    from .compiler import compile_network, write_directory
+    from .target import resolve
+
+    t = resolve(target)
+    if shutil.which(t.cc) is None:
+        raise XnorgenError(f"target {t.name}", f"compiler {t.cc!r} not found on PATH (install it, or `make CC=...`)")
+    network = load(net)
+    plan, files = compile_network(network, t)
+    out = write_directory(files, out_dir or f"{network.name}_{t.name}")
+    m = json.loads(files["manifest.json"])
+    weights = sum((lay["weight_bytes"] or {}).get("packed", 0) for lay in m["layers"])
+    click.echo(f"{network.name}: {len(plan.layers)} layers for {t.name}; weights {weights} B, "
+               f"arena {plan.arena_size} B (without reuse {m['arena_without_reuse']} B)")
+    click.echo(f"wrote {out}/  (build with: make -C {out_dir or out})")
+
+
+@main.command()
+@click.argument("net", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(dir_okay=False),
+              help=".npy with one sample or a batch (first axis = samples)")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="write outputs to this .npy (default: print them)")
+@_user_errors
+def run(net, input_path, out_path):
+    """Compile NET for this machine, load it with cffi and run it on an input .npy."""
+    from .api import build, load
+
+    try:
+        x = np.load(input_path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise XnorgenError(input_path, f"cannot read input array: {e}") from None
+    network = load(net)
+    lib = build(network, "host")
+    try:
+        y = lib(x)
+    except XnorgenError as e:
+        raise XnorgenError(input_path, e.what) from None
+    if out_path is None:
+        np.set_printoptions(threshold=50, linewidth=100)
+        click.echo(y)
+        return
+    out = Path(out_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent.resolve())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, y)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@main.command()
+@_user_errors
+def targets():
+    """List the targets and what each assumes."""
+    from .target import all_targets, resolve, runs_here
+
+    host = resolve("host").name if any(runs_here(t) for t in all_targets().values()) else None
+    for t in all_targets().values():
+        flag = " (host)" if t.name == host else (" (runs here)" if runs_here(t) else "")
+        click.echo(f"{t.name}{flag}: {t.description}")
+        click.echo(f"    cc {t.cc} {' '.join(t.cflags)}; {t.word_bits}-bit words, {t.vector_bits}-bit vectors, "
+                   f"popcount {t.popcount}; needs {', '.join(t.requires_cpu) or 'nothing'} on {'/'.join(t.arch)}")
+
+
+if __name__ == "__main__":
+    main()

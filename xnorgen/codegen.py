@@ -1,0 +1,138 @@
+"""Stage 4, codegen: render the plan into C sources, a Makefile and manifest.json.
+
+Needs: a Plan (plan.plan_network) whose layers carry weights.
+Guarantees: render() returns {file name: text}, a pure function of the plan;
+all C comes from templates/ (Jinja, StrictUndefined); Python only computes the
+numbers each template needs (kernel_context) and formats constant arrays.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from math import prod
+
+import jinja2
+import numpy as np
+
+from .description import BatchNorm, Conv2d, Dense, Pool
+from .lowering import layer_consts
+from .plan import INPUT, OUTPUT, Plan, LayerPlan, is_alias, manifest
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _c_float(v: float) -> str:
+    s = f"{float(np.float32(v)):.9g}"
+    return (s if ("." in s or "e" in s) else s + ".0") + "f"
+
+
+def _c_array_body(c, word_bits: int) -> str:
+    if c.kind == "word":
+        hexw = word_bits // 4
+        suffix = "ULL" if word_bits == 64 else "u"
+        items = [f"0x{int(v):0{hexw}x}{suffix}" for v in c.values]
+        per_line = 4 if word_bits == 64 else 6
+    else:
+        items = [_c_float(v) for v in c.values]
+        per_line = 6
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n".join("    " + ln for ln in lines)
+
+
+def _ptr(plan: Plan, key: str, const: bool, ctype: str = "float") -> str:
+    if key == INPUT:
+        return "input"
+    if key == OUTPUT:
+        return "output"
+    q = "const " if const else ""
+    return f"({q}{ctype} *)(a + {plan.buffers[key].offset})"
+
+
+def _window(k: dict, layer, in_shape, out_shape):
+    c, h, w = in_shape
+    k.update(C=c, H=h, W=w, HO=out_shape[1], WO=out_shape[2], KH=layer.kernel[0], KW=layer.kernel[1],
+             SH=layer.stride[0], SW=layer.stride[1], PH=layer.padding[0], PW=layer.padding[1])
+
+
+def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
+    """Everything one kernel template needs, or None for a layer with no code (a flatten view)."""
+    layer, net = lp.layer, plan.net
+    if is_alias(layer, net):
+        return None
+    sym = f"{net.name}_{lp.ident}"
+    k = {"name": layer.name, "fn": f"{net.name}_layer_{lp.ident}", "sym": sym, "mode": getattr(layer, "mode", None)}
+    args = [_ptr(plan, key, True) for key in lp.inputs] + [_ptr(plan, lp.output, False)]
+    if isinstance(layer, Conv2d):
+        _window(k, layer, lp.in_shapes[0], lp.out_shape)
+        k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,
+                 has_alpha=layer.mode != "float" and layer.scale_weight)
+        if layer.mode == "xnor":
+            k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"],
+                     TF=lp.tiling["tile_filters"], has_k=layer.scale_input,
+                     padpix=f"{sym}_padpix" if layer.pad_value else "NULL")
+            args.append(_ptr(plan, lp.scratch["packed"], False, "xg_word_t"))
+            if layer.scale_input:
+                args += [_ptr(plan, lp.scratch["amap"], False), _ptr(plan, lp.scratch["kmap"], False)]
+        else:
+            wb = plan.target.word_bits
+            k.update(template="kernel_conv2d_real.c.j2", WPF=-(-k["C"] * k["KH"] * k["KW"] // wb))
+    elif isinstance(layer, Dense):
+        n = prod(lp.in_shapes[0])
+        k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
+                 has_bias=layer.bias, has_alpha=layer.mode != "float" and layer.scale_weight,
+                 has_k=layer.mode == "xnor" and layer.scale_input)
+        if layer.mode == "xnor":
+            args.append(_ptr(plan, lp.scratch["packed"], False, "xg_word_t"))
+    elif isinstance(layer, BatchNorm):
+        s = lp.in_shapes[0]
+        k.update(template="kernel_batchnorm.c.j2", C=s[0], HW=prod(s[1:]))
+    elif isinstance(layer, Pool):
+        _window(k, layer, lp.in_shapes[0], lp.out_shape)
+        k.update(template="kernel_pool.c.j2", op=layer.type)
+    else:
+        op = {"flatten": "copy"}.get(layer.type, layer.type)
+        k.update(template="kernel_elementwise.c.j2", op=op, N=prod(lp.out_shape))
+    k["call"] = f"{k['fn']}({', '.join(args)})"
+    return k
+
+
+def _net_context(plan: Plan) -> dict:
+    net, t = plan.net, plan.target
+    return {"name": net.name, "PREFIX": net.name.upper(), "target": t.name, "input_size": plan.input_size,
+            "output_size": plan.output_size, "arena_size": plan.arena_size,
+            "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
+            "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
+            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags)}
+
+
+def render(plan: Plan) -> dict[str, str]:
+    """All generated files of one network, by file name."""
+    assert plan.arena_size is not None, "run plan_arena first"
+    net = _net_context(plan)
+    consts = []
+    for lp in plan.layers:
+        for c in layer_consts(lp, plan.target):
+            consts.append({"symbol": f"{plan.net.name}_{lp.ident}_{c.suffix}", "length": len(c.values),
+                           "ctype": net["word_t"] if c.kind == "word" else "float",
+                           "comment": f"layer {lp.layer.name}: {c.suffix}",
+                           "body": _c_array_body(c, plan.target.word_bits)})
+    kernels = [k for k in (kernel_context(lp, plan) for lp in plan.layers) if k is not None]
+    name = plan.net.name
+    return {
+        f"{name}.h": _ENV.get_template("header.h.j2").render(net=net),
+        f"{name}.c": _ENV.get_template("network.c.j2").render(net=net, kernels=kernels),
+        f"{name}_weights.h": _ENV.get_template("weights.h.j2").render(net=net, consts=consts),
+        f"{name}_weights.c": _ENV.get_template("weights.c.j2").render(net=net, consts=consts),
+        "Makefile": _ENV.get_template("Makefile.j2").render(net=net),
+        "manifest.json": json.dumps(manifest(plan), indent=1, default=_json_default) + "\n",
+    }
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serializable: {type(o)}")

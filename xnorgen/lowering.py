@@ -1,0 +1,80 @@
+"""Lowering: a layer's real-valued parameters -> the constant arrays its C kernel reads.
+
+Needs: a Plan (plan.plan_network) whose layers carry params (weights.attach_weights).
+Guarantees: binary weights bit-packed with packing.pack_signs in the layout the
+kernel templates index (xnor conv: [F][kh][kw][words]; bwn conv: [F][words of
+C*kh*kw bits]; dense: [units][words]); α, bias and folded batchnorm as float32.
+The scales come from reference.alpha: the golden model is the one definition.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+
+from .description import BatchNorm, Conv2d, Dense
+from .packing import pack_signs, pad_word_pattern, words_for
+from .plan import LayerPlan
+from .reference import alpha
+from .target import Target
+
+
+@dataclass
+class Const:
+    suffix: str          # symbol is <net>_<layer ident>_<suffix>
+    kind: str            # "word" or "float"
+    values: np.ndarray   # 1-D
+
+
+def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
+    layer, wb = lp.layer, target.word_bits
+    consts = []
+    if isinstance(layer, (Conv2d, Dense)):
+        w = layer.params["weight"]
+        if layer.mode == "float":
+            consts.append(Const("w", "float", w.reshape(-1)))
+        else:
+            if isinstance(layer, Conv2d) and layer.mode == "xnor":
+                bits = w.transpose(0, 2, 3, 1)            # [F, kh, kw, C]: channels packed per tap
+            else:
+                bits = w.reshape(w.shape[0], -1)         # [F, C*kh*kw] or [units, in]
+            consts.append(Const("w", "word", pack_signs(bits, wb).reshape(-1)))
+            if layer.scale_weight:
+                consts.append(Const("alpha", "float", alpha(layer, w)))
+            if isinstance(layer, Conv2d) and layer.mode == "xnor" and layer.pad_value != 0:
+                consts.append(Const("padpix", "word", pad_word_pattern(w.shape[1], layer.pad_value, wb)))
+        if layer.bias:
+            consts.append(Const("bias", "float", layer.params["bias"]))
+    elif isinstance(layer, BatchNorm):
+        p = layer.params
+        scale = p["gamma"] / np.sqrt(p["var"] + layer.eps)
+        consts.append(Const("scale", "float", scale))
+        consts.append(Const("shift", "float", p["beta"] - p["mean"] * scale))
+    return consts
+
+
+def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
+    """Bytes of the layer's weights as float32 and as stored (packed bits + α for binary modes).
+
+    Computed from shapes alone, so it works on descriptions without weights; a test holds it
+    equal to the bytes layer_consts actually emits.
+    """
+    layer = lp.layer
+    if isinstance(layer, BatchNorm):
+        return {"float32": 8 * lp.out_shape[0], "packed": 8 * lp.out_shape[0]}
+    if not isinstance(layer, (Conv2d, Dense)):
+        return None
+    fan_in = prod(lp.in_shapes[0]) if isinstance(layer, Dense) else lp.in_shapes[0][0] * prod(layer.kernel)
+    n_out = layer.units if isinstance(layer, Dense) else layer.filters
+    bias = 4 * n_out if layer.bias else 0
+    f32 = 4 * n_out * fan_in + bias
+    if layer.mode == "float":
+        return {"float32": f32, "packed": f32}
+    if isinstance(layer, Conv2d) and layer.mode == "xnor":
+        words = n_out * prod(layer.kernel) * words_for(lp.in_shapes[0][0], target.word_bits)
+        words += words_for(lp.in_shapes[0][0], target.word_bits) if layer.pad_value != 0 else 0
+    else:
+        words = n_out * words_for(fan_in, target.word_bits)
+    packed = words * target.word_bytes + (4 * n_out if layer.scale_weight else 0) + bias
+    return {"float32": f32, "packed": packed}

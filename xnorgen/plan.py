@@ -1,0 +1,218 @@
+"""Stage 3, plan: every decision the code generator follows, in one IR.
+
+Needs: a Network with shapes (graph.build_graph) and a Target.
+Guarantees (after plan_network): each LayerPlan has its C identifier, the
+storage of its inputs and output, its scratch buffers, bit-packing and tiling
+decisions; every arena Buffer has a 64-byte-aligned offset such that buffers
+live at the same step never overlap; Plan.arena_size is the first-fit peak.
+Passes are small functions run in order by plan_network; manifest() dumps it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from .description import Conv2d, Dense, Layer
+from .graph import Network
+from .naming import unique_c_idents
+from .packing import words_for
+from .target import Target
+
+ALIGN = 64
+INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
+
+
+def align_up(n: int, a: int = ALIGN) -> int:
+    return -(-n // a) * a
+
+
+@dataclass
+class Buffer:
+    """A region of the arena, live from step `first` to step `last` inclusive."""
+    name: str
+    nbytes: int
+    first: int
+    last: int
+    offset: int | None = None
+
+
+@dataclass
+class LayerPlan:
+    layer: Layer
+    step: int
+    ident: str                              # C identifier, unique in the network
+    in_shapes: list[tuple[int, ...]]
+    out_shape: tuple[int, ...]
+    inputs: list[str] = field(default_factory=list)     # storage key of each input
+    output: str = ""                                     # storage key of the output
+    scratch: dict[str, str] = field(default_factory=dict)  # role -> buffer name
+    packing: dict | None = None
+    tiling: dict | None = None
+    predicted: dict | None = None
+
+    @property
+    def binary_input(self) -> bool:
+        return getattr(self.layer, "mode", "float") == "xnor"
+
+
+@dataclass
+class Plan:
+    net: Network
+    target: Target
+    layers: list[LayerPlan]
+    storage: dict[str, str] = field(default_factory=dict)   # tensor name -> storage key
+    buffers: dict[str, Buffer] = field(default_factory=dict)
+    arena_size: int | None = None
+
+    @property
+    def input_size(self) -> int:
+        return prod(self.net.input_shape)
+
+    @property
+    def output_size(self) -> int:
+        return prod(self.net.output_shape)
+
+
+def is_alias(layer: Layer, net: Network) -> bool:
+    """flatten is a view of its input (same bytes), except as the output, which must be copied out."""
+    return layer.type == "flatten" and layer.name != net.output
+
+
+def assign_storage(plan: Plan) -> Plan:
+    """Map every tensor to the caller's input/output pointer or to an arena buffer (flatten aliases)."""
+    net = plan.net
+    plan.storage["input"] = INPUT
+    for lp in plan.layers:
+        name = lp.layer.name
+        if name == net.output:
+            plan.storage[name] = OUTPUT
+        elif is_alias(lp.layer, net):
+            plan.storage[name] = plan.storage[lp.layer.inputs[0]]
+        else:
+            plan.storage[name] = name
+            plan.buffers[name] = Buffer(name, 4 * prod(lp.out_shape), lp.step, lp.step)
+        lp.inputs = [plan.storage[s] for s in lp.layer.inputs]
+        lp.output = plan.storage[name]
+    for lp in plan.layers:              # a buffer lives until its last reader (through aliases)
+        for key in lp.inputs:
+            if key in plan.buffers:
+                plan.buffers[key].last = max(plan.buffers[key].last, lp.step)
+    return plan
+
+
+def plan_packing(plan: Plan) -> Plan:
+    """For xnor layers: words per pixel (channels packed, HWC order), tail bits, scratch buffers."""
+    wb, wbytes = plan.target.word_bits, plan.target.word_bytes
+    for lp in plan.layers:
+        if not lp.binary_input:
+            continue
+        shape = lp.in_shapes[0]
+        if isinstance(lp.layer, Conv2d):
+            c, h, w = shape
+            wpp = words_for(c, wb)
+            lp.packing = {"layout": "HWC, channels packed", "word_bits": wb, "packed_axis": "channels",
+                          "bits": c, "words_per_pixel": wpp, "tail_bits": c % wb,
+                          "pad_value": lp.layer.pad_value}
+            _scratch(plan, lp, "packed", h * w * wpp * wbytes)
+            if lp.layer.scale_input:
+                _scratch(plan, lp, "amap", 4 * h * w)
+                _scratch(plan, lp, "kmap", 4 * lp.out_shape[1] * lp.out_shape[2])
+        else:
+            n = prod(shape)
+            lp.packing = {"layout": "flat", "word_bits": wb, "packed_axis": "inputs", "bits": n,
+                          "words_per_pixel": words_for(n, wb), "tail_bits": n % wb}
+            _scratch(plan, lp, "packed", words_for(n, wb) * wbytes)
+    return plan
+
+
+def _scratch(plan: Plan, lp: LayerPlan, role: str, nbytes: int):
+    name = f"{lp.layer.name}#{role}"
+    plan.buffers[name] = Buffer(name, nbytes, lp.step, lp.step)
+    lp.scratch[role] = name
+
+
+def plan_tiling(plan: Plan) -> Plan:
+    """Binary conv: a block of filters whose packed weights fit half of L1 is swept over all pixels."""
+    l1 = plan.target.cache.get("l1d_bytes", 32768)
+    for lp in plan.layers:
+        layer = lp.layer
+        if isinstance(layer, Conv2d) and layer.mode == "xnor":
+            kh, kw = layer.kernel
+            per_filter = kh * kw * lp.packing["words_per_pixel"] * plan.target.word_bytes
+            tile_f = max(1, min(layer.filters, (l1 // 2) // per_filter))
+            lp.tiling = {"tile_filters": tile_f, "weight_bytes_per_tile": tile_f * per_filter,
+                         "loop_order": "filter tile > out row > out col > filter > ky > kx > word"}
+        elif isinstance(layer, (Conv2d, Dense)):
+            lp.tiling = {"loop_order": "filter > out row > out col > channel > ky > kx"
+                         if isinstance(layer, Conv2d) else "unit > input"}
+    return plan
+
+
+def plan_arena(plan: Plan) -> Plan:
+    """Place buffers largest-first at the lowest 64-aligned offset free during their lifetime."""
+    placed: list[Buffer] = []
+    for b in sorted(plan.buffers.values(), key=lambda b: (-b.nbytes, b.first, b.name)):
+        live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last), key=lambda p: p.offset)
+        off = 0
+        for p in live:
+            if off + b.nbytes <= p.offset:
+                break
+            off = max(off, align_up(p.offset + p.nbytes))
+        b.offset = off
+        placed.append(b)
+    plan.arena_size = align_up(max((b.offset + b.nbytes for b in placed), default=0))
+    return plan
+
+
+def plan_network(net: Network, target: Target, predict=None) -> Plan:
+    """Run every planning pass; `predict(plan)` (the simulator's cost model) fills LayerPlan.predicted."""
+    idents = unique_c_idents([layer.name for layer in net.layers])
+    layers = [LayerPlan(layer, i, idents[layer.name], [net.shapes[s] for s in layer.inputs], net.shapes[layer.name])
+              for i, layer in enumerate(net.layers)]
+    plan = Plan(net, target, layers)
+    for p in (assign_storage, plan_packing, plan_tiling, plan_arena):
+        plan = p(plan)
+    if predict is not None:
+        predict(plan)
+    return plan
+
+
+def sum_of_buffers(plan: Plan) -> int:
+    """What the arena would be without reuse: every buffer at its own aligned offset."""
+    return sum(align_up(b.nbytes) for b in plan.buffers.values())
+
+
+def manifest(plan: Plan) -> dict:
+    """The plan as plain JSON-able data (manifest.json)."""
+    assert plan.arena_size is not None, "run plan_arena first"
+    from .lowering import weight_bytes
+    bufs = plan.buffers
+
+    def where(key):
+        if key in (INPUT, OUTPUT):
+            return {"storage": key[1:]}
+        return {"storage": "arena", "buffer": key, "offset": bufs[key].offset, "bytes": bufs[key].nbytes}
+
+    layers = []
+    for lp in plan.layers:
+        layer = lp.layer
+        attrs = {k: v for k, v in vars(layer).items() if k not in ("name", "type", "inputs", "params")}
+        layers.append({
+            "name": layer.name, "c_name": lp.ident, "type": layer.type, "step": lp.step,
+            "attributes": attrs, "inputs": list(layer.inputs), "in_shapes": [list(s) for s in lp.in_shapes],
+            "out_shape": list(lp.out_shape), "input_storage": [where(k) for k in lp.inputs],
+            "output_storage": where(lp.output),
+            "scratch": {r: where(b) for r, b in lp.scratch.items()},
+            "packing": lp.packing, "tiling": lp.tiling, "weight_bytes": weight_bytes(lp, plan.target),
+            "predicted": lp.predicted,
+        })
+    return {
+        "name": plan.net.name, "target": plan.target.name, "word_bits": plan.target.word_bits,
+        "input_shape": list(plan.net.input_shape), "output": plan.net.output,
+        "output_shape": list(plan.net.output_shape), "input_size": plan.input_size,
+        "output_size": plan.output_size, "arena_size": plan.arena_size, "arena_alignment": ALIGN,
+        "arena_without_reuse": sum_of_buffers(plan),
+        "buffers": [{"name": b.name, "offset": b.offset, "bytes": b.nbytes, "live": [b.first, b.last]}
+                    for b in sorted(bufs.values(), key=lambda b: (b.offset, b.name))],
+        "layers": layers,
+    }

@@ -1,0 +1,46 @@
+"""Stage 6, run: the compiled library as a Python callable."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .plan import Plan
+from .reference import split_batch
+
+
+class CompiledNetwork:
+    """A network compiled for this machine: call it on one sample or a batch (first axis)."""
+
+    def __init__(self, plan: Plan, files: dict[str, str], module):
+        self.plan, self.files, self._mod = plan, files, module
+        name = plan.net.name
+        self.name = name
+        self.input_shape = tuple(plan.net.input_shape)
+        self.output_shape = tuple(plan.net.output_shape)
+        self.arena_size = int(getattr(module.lib, f"{name.upper()}_ARENA_SIZE"))
+        self._infer = getattr(module.lib, f"{name}_infer")
+        assert int(getattr(module.lib, f"{name.upper()}_INPUT_SIZE")) == plan.input_size
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self.files["manifest.json"])
+
+    def new_arena(self) -> np.ndarray:
+        """A 64-byte-aligned arena of exactly ARENA_SIZE bytes (a view into a larger buffer)."""
+        raw = np.zeros(self.arena_size + 64, dtype=np.uint8)
+        start = (-raw.ctypes.data) % 64
+        return raw[start:start + self.arena_size]
+
+    def __call__(self, x) -> np.ndarray:
+        samples, is_batch = split_batch(self.plan.net, x)
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        out = np.empty((len(samples),) + self.output_shape, dtype=np.float32)
+        arena = self.new_arena()
+        ffi = self._mod.ffi
+        a_ptr = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+        for i, s in enumerate(samples):
+            rc = self._infer(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", out[i]), a_ptr)
+            if rc != 0:
+                raise RuntimeError(f"{self.name}_infer returned {rc}")
+        return out if is_batch else out[0]

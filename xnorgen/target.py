@@ -1,0 +1,76 @@
+"""Targets are data: targets/*.yaml, one file each. This module only reads and resolves them."""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import XnorgenError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    arch: tuple[str, ...]
+    requires_cpu: tuple[str, ...]
+    priority: int
+    cc: str
+    ar: str
+    cflags: tuple[str, ...]
+    word_bits: int
+    vector_bits: int
+    popcount: str
+    cache: dict = field(hash=False)
+    clock_ghz: float = 1.0
+    costs: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def word_bytes(self) -> int:
+        return self.word_bits // 8
+
+
+def _targets_dir() -> Path:
+    return Path(str(resources.files("xnorgen.targets")))
+
+
+def all_targets() -> dict[str, Target]:
+    out = {}
+    for f in sorted(_targets_dir().glob("*.yaml")):
+        d = yaml.safe_load(f.read_text())
+        for key in ("arch", "requires_cpu", "cflags"):
+            d[key] = tuple(d.get(key, ()))
+        out[d["name"]] = Target(**d)
+    return out
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def runs_here(t: Target) -> bool:
+    """True if code for t executes natively on this machine."""
+    return platform.machine() in t.arch and set(t.requires_cpu) <= _cpu_flags()
+
+
+def resolve(name: str) -> Target:
+    """A target by name; 'host' is the highest-priority target this machine runs."""
+    targets = all_targets()
+    if name == "host":
+        here = [t for t in targets.values() if runs_here(t)]
+        if not here:
+            raise XnorgenError("target host", f"no target runs on this {platform.machine()} machine")
+        return max(here, key=lambda t: t.priority)
+    if name not in targets:
+        raise XnorgenError(f"target {name}", f"unknown target (known: host, {', '.join(targets)})")
+    return targets[name]
