@@ -1,0 +1,75 @@
+"""Test helper: write net.yaml + .npz pairs, and draw random networks that hit the hard cases."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import xnorgen
+from xnorgen.graph import expected_params
+from xnorgen.description import read_description
+from xnorgen.graph import build_graph
+
+
+def write_net(directory, name, input_shape, layers, rng=None, params=None, output=None):
+    """Write <name>.yaml and <name>.npz with random weights for every array a layer needs.
+
+    params overrides chosen arrays ({"layer.param": array}). Returns the yaml path.
+    """
+    rng = rng or np.random.default_rng(0)
+    directory = Path(directory)
+    doc = {"name": name, "input": {"shape": list(input_shape)}, "weights": f"{name}.npz", "layers": layers}
+    if output:
+        doc["output"] = output
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    net = build_graph(read_description(path))
+    arrays = {}
+    for layer in net.layers:
+        for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
+            if pname == "var":
+                a = rng.uniform(0.5, 2.0, shape)
+            elif pname == "gamma":
+                a = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+            else:
+                a = rng.standard_normal(shape)
+            arrays[f"{layer.name}.{pname}"] = a.astype(np.float32)
+    arrays.update(params or {})
+    np.savez(directory / f"{name}.npz", **arrays)
+    return path
+
+
+def random_input(net, rng, batch=None):
+    shape = tuple(net.input_shape) if batch is None else (batch, *net.input_shape)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def random_network(directory, name, rng, output=None):
+    """A random whole network: float stem, xnor/bwn blocks (BN -> conv -> pool), residual add, dense head."""
+    c = int(rng.choice([1, 3, 7, 65]))
+    h, w = int(rng.integers(5, 12)), int(rng.integers(5, 12))
+    f1 = int(rng.choice([16, 63, 64, 65]))
+    mode = str(rng.choice(["xnor", "bwn"]))
+    pad_value = int(rng.choice([0, 1, -1]))
+    layers = [
+        {"name": "stem", "type": "conv2d", "filters": f1, "kernel": 3, "padding": 1, "bias": True},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "b1", "type": "conv2d", "mode": mode, "filters": f1, "kernel": [3, 1], "padding": "same",
+         "pad_value": pad_value, "bias": bool(rng.integers(2))},
+        {"name": "res", "type": "add", "inputs": ["b1", "bn1"]},
+        {"name": "act", "type": "relu"},
+        {"name": "bn2", "type": "batchnorm"},
+        {"name": "b2", "type": "conv2d", "mode": "xnor", "filters": int(rng.choice([8, 33])), "kernel": [3, 2],
+         "stride": int(rng.choice([1, 2])), "padding": int(rng.choice([0, 1]))},
+        {"name": "pool", "type": str(rng.choice(["maxpool", "avgpool"])), "kernel": 2, "stride": 1},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc1", "type": "dense", "mode": str(rng.choice(["xnor", "bwn"])), "units": 40},
+        {"name": "fc", "type": "dense", "units": 10, "bias": True},
+        {"name": "prob", "type": "softmax"},
+    ]
+    return write_net(directory, name, (c, h, w), layers, rng, output=output)
+
+
+def load(path):
+    return xnorgen.load(path)
