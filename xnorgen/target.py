@@ -1,6 +1,7 @@
 """Targets are data: targets/*.yaml, one file each. This module only reads and resolves them."""
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,17 +34,22 @@ class Target:
         return self.word_bits // 8
 
 
-def _targets_dir() -> Path:
-    return Path(str(resources.files("xnorgen.targets")))
+def target_dirs() -> list[Path]:
+    """The shipped targets/ plus any directories in $XNORGEN_TARGETS (os.pathsep-separated)."""
+    extra = [Path(p) for p in os.environ.get("XNORGEN_TARGETS", "").split(os.pathsep) if p]
+    return [Path(str(resources.files("xnorgen.targets")))] + extra
 
 
 def all_targets() -> dict[str, Target]:
+    """Every target by name; a user directory may add targets or replace shipped ones."""
     out = {}
-    for f in sorted(_targets_dir().glob("*.yaml")):
-        d = yaml.safe_load(f.read_text())
-        for key in ("arch", "requires_cpu", "cflags"):
-            d[key] = tuple(d.get(key, ()))
-        out[d["name"]] = Target(**d)
+    for f in [f for d in target_dirs() for f in sorted(d.glob("*.yaml"))]:
+        try:
+            d = yaml.safe_load(f.read_text())
+            d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags")}}
+            out[d["name"]] = Target(**d)
+        except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
+            raise XnorgenError(str(f), f"invalid target description: {e}") from None
     return out
 
 

@@ -1,0 +1,129 @@
+"""Generated C vs the golden model, one layer at a time.
+
+With scale_weight, scale_input and bias off, an xnor layer's output IS the integer
+XNOR-popcount core, so it is compared with equality. Scaled variants are compared
+to the contract's tolerance.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+import xnorgen
+from netgen import write_net
+from xnorgen.reference import binary_conv_core, sign
+
+
+def _input_with_zeros(shape, rng):
+    """Random input where some entries are exactly +0.0 / -0.0 (sign(0) = +1 must hold)."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    mask = rng.random(shape) < 0.1
+    x[mask] = rng.choice(np.array([0.0, -0.0], dtype=np.float32), size=int(mask.sum()))
+    return x
+
+
+def _xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed, scaled=False):
+    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": kernel,
+             "stride": stride, "padding": padding, "pad_value": pad_value, "bias": scaled,
+             "scale_weight": scaled, "scale_input": scaled}
+    rng = np.random.default_rng(seed)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    weight = _input_with_zeros((f, c, kh, kw), rng)       # zero weights: sign(0) = +1 for weights too
+    path = write_net(tmp_path, f"x{seed}", (c, h, w), [layer], rng, params={"conv.weight": weight})
+    return xnorgen.load(path)
+
+
+# (C, H, W, filters, kernel, stride, padding, pad_value): every case the core issue names.
+CASES = [
+    (1, 5, 5, 3, 3, 1, 1, 0),
+    (63, 6, 7, 5, 3, 1, 1, 0),
+    (64, 6, 6, 4, 3, 2, 1, 1),
+    (65, 7, 5, 3, 3, 1, "same", -1),
+    (130, 5, 6, 2, 3, 2, 0, 0),
+    (65, 6, 6, 3, 1, 1, 0, 0),
+    (3, 8, 9, 4, 5, 1, 2, 0),
+    (17, 7, 8, 5, [3, 2], 2, [1, 0], 1),
+    (64, 2, 3, 3, 5, 1, 2, 0),          # kernel wider than the input
+    (33, 3, 2, [4][0], [3, 5], 1, [1, 2], -1),   # kernel wider than the input, pad_value -1
+    (5, 4, 4, 2, 3, 2, "valid", 1),
+    (130, 4, 4, 3, [2, 3], [1, 2], [0, 1], 0),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_k{}_s{}_p{}_pv{}".format(c[0], c[1], c[2], *c[4:]))
+def test_xnor_conv_integer_core_is_exact(tmp_path, case):
+    c, h, w, f, kernel, stride, padding, pad_value = case
+    net = _xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=c * 7 + h)
+    x = _input_with_zeros((4, c, h, w), np.random.default_rng(c))
+    got = xnorgen.build(net)(x)
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert got.shape == want.shape
+    assert np.array_equal(got, want), f"max diff {np.abs(got - want).max()}"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(c=st.sampled_from([1, 2, 31, 63, 64, 65, 127, 130]), h=st.integers(1, 7), w=st.integers(1, 7),
+       f=st.integers(1, 6), kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2), pad_value=st.sampled_from([0, 1, -1]),
+       seed=st.integers(0, 10**6))
+def test_xnor_conv_random_shapes_exact(tmp_path, c, h, w, f, kh, kw, sh, sw, ph, pw, pad_value, seed):
+    from hypothesis import assume
+    assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
+    net = _xnor_conv_net(tmp_path, c, h, w, f, [kh, kw], [sh, sw], [ph, pw], pad_value, seed)
+    x = _input_with_zeros((2, c, h, w), np.random.default_rng(seed))
+    got = xnorgen.build(net)(x)
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("pad_value", [0, 1, -1])
+def test_xnor_conv_scaled_matches_reference(tmp_path, pad_value):
+    net = _xnor_conv_net(tmp_path, 65, 6, 7, 9, [3, 2], 1, 1, pad_value, seed=3, scaled=True)
+    x = np.random.default_rng(5).standard_normal((3, 65, 6, 7))
+    got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 200])
+def test_xnor_dense_integer_core_is_exact(tmp_path, n):
+    layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": 37, "scale_weight": False, "scale_input": False}
+    weight = _input_with_zeros((37, n), np.random.default_rng(n + 2))
+    net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], np.random.default_rng(n), {"fc.weight": weight}))
+    x = _input_with_zeros((5, n), np.random.default_rng(n + 1))
+    want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
+    assert np.array_equal(xnorgen.build(net)(x), want)
+
+
+@pytest.mark.parametrize("mode,scaled", [("bwn", False), ("bwn", True), ("xnor", True), ("float", False)])
+def test_dense_modes_match_reference(tmp_path, mode, scaled):
+    layer = {"name": "fc", "type": "dense", "mode": mode, "units": 21, "bias": scaled,
+             "scale_weight": scaled, "scale_input": scaled}
+    net = xnorgen.load(write_net(tmp_path, "d", (3, 5, 9), [layer], np.random.default_rng(7)))
+    x = np.random.default_rng(8).standard_normal((4, 3, 5, 9))
+    got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("mode", ["bwn", "float"])
+@pytest.mark.parametrize("pad_value", [0, 1, -1])
+def test_real_input_conv_matches_reference(tmp_path, mode, pad_value):
+    layer = {"name": "conv", "type": "conv2d", "mode": mode, "filters": 5, "kernel": [3, 2], "stride": [2, 1],
+             "padding": [1, 2], "pad_value": pad_value, "bias": True}
+    net = xnorgen.load(write_net(tmp_path, "r", (65, 5, 4), [layer], np.random.default_rng(9)))
+    x = np.random.default_rng(10).standard_normal((3, 65, 5, 4))
+    got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("layer", [
+    {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1},
+    {"type": "avgpool", "kernel": [2, 3], "stride": 1, "padding": [1, 1]},
+    {"type": "maxpool", "global": True},
+    {"type": "avgpool", "global": True},
+    {"type": "batchnorm"}, {"type": "relu"}, {"type": "sign"}, {"type": "softmax"}, {"type": "flatten"},
+], ids=lambda d: "-".join(str(v) for v in d.values()))
+def test_float_layers_match_reference(tmp_path, layer):
+    net = xnorgen.load(write_net(tmp_path, "f", (6, 5, 7), [{"name": "l", **layer}], np.random.default_rng(11)))
+    x = _input_with_zeros((3, 6, 5, 7), np.random.default_rng(12))
+    got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
