@@ -1,0 +1,78 @@
+"""The plan: arena exactness (no live overlap, first-fit beats no reuse), packing, manifest."""
+import json
+
+import numpy as np
+import pytest
+
+import xnorgen
+from netgen import random_network, write_net
+from xnorgen.compiler import compile_network
+from xnorgen.lowering import layer_consts, weight_bytes
+from xnorgen.plan import ALIGN, plan_network, sum_of_buffers
+from xnorgen.target import resolve
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_live_buffers_never_overlap(tmp_path, seed):
+    net = xnorgen.load(random_network(tmp_path, f"n{seed}", np.random.default_rng(seed)), weights=False)
+    plan = plan_network(net, resolve("x86-64"))
+    bufs = list(plan.buffers.values())
+    for b in bufs:
+        assert b.offset % ALIGN == 0 and b.offset + b.nbytes <= plan.arena_size
+    for i, a in enumerate(bufs):
+        for b in bufs[i + 1:]:
+            live_together = a.first <= b.last and b.first <= a.last
+            disjoint = a.offset + a.nbytes <= b.offset or b.offset + b.nbytes <= a.offset
+            assert disjoint or not live_together, (a, b)
+
+
+def test_first_fit_reuses_memory(tmp_path):
+    layers = [{"name": f"c{i}", "type": "conv2d", "filters": 8, "kernel": 3, "padding": 1} for i in range(6)]
+    net = xnorgen.load(write_net(tmp_path, "chain", (8, 16, 16), layers), weights=False)
+    plan = plan_network(net, resolve("x86-64"))
+    one = 8 * 16 * 16 * 4
+    assert sum_of_buffers(plan) == 5 * one          # c5 writes to the caller's output
+    assert plan.arena_size == 2 * one                # ping-pong: the real peak
+    assert plan.arena_size < sum_of_buffers(plan)
+
+
+def test_flatten_is_a_view_and_residual_extends_lifetime(tmp_path):
+    layers = [{"name": "a", "type": "relu"}, {"name": "b", "type": "relu"}, {"name": "c", "type": "relu"},
+              {"name": "s", "type": "add", "inputs": ["a", "c"]}, {"name": "f", "type": "flatten"},
+              {"name": "o", "type": "relu"}]
+    net = xnorgen.load(write_net(tmp_path, "res", (2, 3, 3), layers), weights=False)
+    plan = plan_network(net, resolve("x86-64"))
+    assert plan.storage["f"] == plan.storage["s"]
+    assert plan.buffers["a"].last == 3                # a lives until the add
+    assert "f" not in plan.buffers
+
+
+def test_packing_decisions(tmp_path):
+    layers = [{"name": "x", "type": "conv2d", "mode": "xnor", "filters": 4, "kernel": 3}]
+    net = xnorgen.load(write_net(tmp_path, "p", (130, 5, 5), layers), weights=False)
+    lp = plan_network(net, resolve("x86-64")).layers[0]
+    assert lp.packing["words_per_pixel"] == 3 and lp.packing["tail_bits"] == 2
+    assert set(lp.scratch) == {"packed", "amap", "kmap"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weight_bytes_match_emitted_constants(tmp_path, seed):
+    net = xnorgen.load(random_network(tmp_path, f"w{seed}", np.random.default_rng(seed)))
+    t = resolve("x86-64")
+    plan = plan_network(net, t)
+    for lp in plan.layers:
+        wb = weight_bytes(lp, t)
+        emitted = sum(c.values.size * (t.word_bytes if c.kind == "word" else 4) for c in layer_consts(lp, t))
+        assert (wb or {}).get("packed", 0) == emitted, lp.layer.name
+
+
+def test_manifest_records_the_plan(tmp_path):
+    net = xnorgen.load(random_network(tmp_path, "m", np.random.default_rng(3)))
+    plan, files = compile_network(net, "x86-64")
+    m = json.loads(files["manifest.json"])
+    assert m["arena_size"] == plan.arena_size
+    assert f"#define M_ARENA_SIZE {plan.arena_size}" in files["m.h"]
+    conv = next(lay for lay in m["layers"] if lay["name"] == "b2")
+    assert conv["packing"]["word_bits"] == 64 and conv["tiling"]["tile_filters"] >= 1
+    assert conv["predicted"]["cycles"] > 0
+    assert conv["weight_bytes"]["packed"] < conv["weight_bytes"]["float32"]
