@@ -160,7 +160,7 @@ def plan_arena(plan: Plan) -> Plan:
             off = max(off, align_up(p.offset + p.nbytes))
         b.offset = off
         placed.append(b)
-    plan.arena_size = align_up(max((b.offset + b.nbytes for b in placed), default=0))
+    plan.arena_size = max((b.offset + b.nbytes for b in placed), default=0)   # the peak, not rounded up
     return plan
 
 
