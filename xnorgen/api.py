@@ -24,3 +24,21 @@ def build(net: Network | str, target: str = "host") -> CompiledNetwork:
         net = load(net)
     plan, files = compile_network(net, target)
     return CompiledNetwork(plan, files, load_module(net.name, files, plan.target))
+
+
+def train(net: Network | str, data="digits", *, out=None, epochs: int = 30, seed: int = 0, **options):
+    """Train NET's weights with the XNOR-Net paper's Algorithm 1 (see xnorgen.train_ops, xnorgen.trainer).
+
+    data: "digits" (scikit-learn's 8x8 digits; the `train` extra) or an .npz with X and y.
+    options: batch_size, lr, optimizer ("auto", "sgd", "adam"), learn_alpha, progress, stream.
+    Writes the .npz to `out` if given; returns a TrainResult (weights, accuracies, seconds, history).
+    """
+    from .trainer import fit, save_weights
+    from .train_data import load_dataset
+
+    if not isinstance(net, Network):
+        net = load(net, weights=False)
+    result = fit(net, load_dataset(data, net.input_shape), epochs=epochs, seed=seed, **options)
+    if out is not None:
+        save_weights(out, result.weights)
+    return result
