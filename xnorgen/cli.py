@@ -108,5 +108,40 @@ def targets():
                    f"popcount {t.popcount}; needs {', '.join(t.requires_cpu) or 'nothing'} on {'/'.join(t.arch)}")
 
 
+@main.command()
+@click.argument("net", type=click.Path(dir_okay=False))
+@click.option("--data", "-d", default="digits", show_default=True,
+              help="`digits` (scikit-learn's 8x8 digits; pip install 'xnorgen[train]') or an .npz with X and y")
+@click.option("--epochs", "-e", default=30, show_default=True, type=click.IntRange(1), help="passes over the data")
+@click.option("--seed", "-s", default=0, show_default=True, type=int, help="initialization and batch order")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="initial learning rate (default: 0.05 for sgd, 0.003 for adam), cosine-decayed to 0")
+@click.option("--optimizer", type=click.Choice(["auto", "sgd", "adam"]), default="auto", show_default=True,
+              help="auto: adam if the net has xnor layers (XNOR-Net), else SGD with momentum (BWN, float)")
+@click.option("--learn-alpha", is_flag=True, help="learn alpha per filter instead of eq. 6 (folded into W on export)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="weights .npz to write (default: the `weights:` file NET names)")
+@_user_errors
+def train(net, data, epochs, seed, batch_size, lr, optimizer, learn_alpha, quiet, out_path):
+    """Train NET's weights (XNOR-Net Algorithm 1) and write them as the .npz NET expects."""
+    from .api import load
+    from .api import train as train_net
+
+    network = load(net, weights=False)
+    out = out_path or network.weights_path
+    if out is None:
+        raise XnorgenError(net, "the description names no 'weights:' file; pass -o weights.npz")
+    r = train_net(network, data, out=out, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
+                  optimizer=optimizer, learn_alpha=learn_alpha, progress=not quiet)
+    d = r.dataset
+    click.echo(f"{network.name}: test accuracy {100 * r.test_accuracy:.2f}% ({len(d.y_test)} samples), "
+               f"train {100 * r.train_accuracy:.2f}%; {r.optimizer}, {epochs} epochs, seed {seed}, "
+               f"{r.seconds:.1f}s")
+    click.echo(f"inputs are normalized as (x - {d.mean:.6g}) / {d.std:.6g}")
+    click.echo(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()
