@@ -1,0 +1,149 @@
+"""Simulated dense, batchnorm, pooling and elementwise kernels (templates/kernel_*.c.j2).
+
+Same contract as kernels_conv: (output or None, Counter), float32 in the C's order.
+"""
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+
+from .kernels_conv import BWN_TAP, F32, XNOR_WORD, channel_mean_abs, epilogue, pack_chw
+from .loops import conv_taps, tap_mask
+from .ops import float_lanes, loop, scaled
+
+BN_ELEM = {"load": 1, "fmul": 1, "fadd": 1, "store": 1}                # out = in * scale[c] + shift[c], per vector
+POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
+DENSE_MAC = {"load": 1, "load_op": 1, "fmul": 1, "fadd": 1}            # acc += w[i] * in[i]
+ELEM = {"relu": {"load": 1, "fmax": 1, "store": 1}, "sign": {"load": 1, "compare": 1, "logic": 1, "store": 1},
+        "add": {"load": 1, "load_op": 1, "fadd": 1, "store": 1}, "copy": {"load": 1, "store": 1}}
+UNROLL = 4          # gcc -O3 unrolls constant-trip inner loops (dense rows) about 4x
+
+
+def dense(lp, target, consts, x, run: bool):
+    """kernel_dense.c.j2: xnor (pack, beta, popcount rows) or float/bwn (one accumulator per unit)."""
+    layer = lp.layer
+    n, u = prod(lp.in_shapes[0]), layer.units
+    has_alpha = layer.mode != "float" and layer.scale_weight
+    has_k = layer.mode == "xnor" and layer.scale_input
+    counts = loop(u) + scaled({"store": 1, "addr": 1}, u) + scaled(epilogue(has_alpha, has_k, layer.bias), u)
+    if layer.mode == "xnor":
+        nw = lp.packing["words_per_pixel"]
+        packed, c1 = pack_chw(x, n, 1, nw, lp.packing["word_bits"], run)
+        counts += c1 + scaled(XNOR_WORD, u * nw) + loop(u * nw) + scaled({"cvt": 1, "add": 2}, u)
+        beta = None
+        if has_k:
+            beta, c2 = channel_mean_abs(x, n, 1, run)
+            counts += c2
+    else:
+        counts += scaled(BWN_TAP if layer.mode == "bwn" else DENSE_MAC, u * n) + loop(u * -(-n // UNROLL))
+    if not run:
+        return None, counts
+    if layer.mode == "xnor":
+        w = consts["w"].reshape(u, nw)
+        out = (n - 2 * np.bitwise_count(packed[0][None, :] ^ w).sum(axis=1, dtype=np.int64)).astype(F32)
+        scale2 = beta[0] if has_k else None
+    else:
+        out = _dense_acc(layer, target, consts, x.reshape(-1), n, u)
+        scale2 = None
+    if has_alpha:
+        out = out * consts["alpha"].astype(F32)
+    if scale2 is not None:
+        out = out * scale2
+    if layer.bias:
+        out = out + consts["bias"].astype(F32)
+    return out, counts
+
+
+def _dense_acc(layer, target, consts, x, n, u):
+    """acc += w[i] * in[i] (or ±in[i] for bwn), sequentially over i, as float32."""
+    if layer.mode == "bwn":
+        words = consts["w"].reshape(u, -1)
+        wb = target.word_bits
+        i = np.arange(n)
+        bit = (words[:, i // wb] >> (i % wb).astype(words.dtype)) & words.dtype.type(1)
+        neg = bit.astype(bool)
+    else:
+        w = consts["w"].astype(F32).reshape(u, n)
+    acc = np.zeros(u, dtype=F32)
+    for i in range(n):
+        acc = acc + (np.where(neg[:, i], -x[i], x[i]) if layer.mode == "bwn" else w[:, i] * x[i])
+    return acc
+
+
+def batchnorm(lp, target, consts, x, run: bool):
+    """kernel_batchnorm.c.j2: folded scale and shift per channel."""
+    s = lp.in_shapes[0]
+    c, hw = s[0], prod(s[1:])
+    vec = c * -(-hw // float_lanes(target))
+    counts = loop(c) + scaled(BN_ELEM, vec) + loop(vec)
+    if not run:
+        return None, counts
+    xs = x.reshape(c, hw)
+    out = xs * consts["scale"].astype(F32)[:, None] + consts["shift"].astype(F32)[:, None]
+    return out.reshape(s), counts
+
+
+def pool(lp, target, consts, x, run: bool):
+    """kernel_pool.c.j2: in-bounds taps only; max starts at -inf, avg divides by the kernel area."""
+    layer = lp.layer
+    c, h, w = lp.in_shapes[0]
+    _, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
+    rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
+    counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho + c * ho * wo) + loop(c * ho * wo)
+    counts += scaled(POOL_TAP, c * taps) + scaled({"store": 1, "addr": 1}, c * ho * wo)
+    if tuple(layer.padding) != (0, 0):          # runtime tap bounds: the ky/kx loops stay loops
+        counts += loop(c * taps) + loop(c * rows)
+    if layer.type == "avgpool":
+        counts += scaled({"fdiv": 1}, c * ho * wo)
+    if not run:
+        return None, counts
+    yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
+    xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
+    acc = np.full((c, ho, wo), -np.inf if layer.type == "maxpool" else 0.0, dtype=F32)
+    for ky in range(kh):
+        for kx in range(kw):
+            m = yin[:, ky, None] & xin[None, :, kx]
+            v = x[:, np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
+            new = np.where(v > acc, v, acc) if layer.type == "maxpool" else acc + v
+            acc = np.where(m[None], new, acc)
+    return (acc / F32(kh * kw) if layer.type == "avgpool" else acc), counts
+
+
+def elementwise(lp, target, consts, ins, run: bool, op: str):
+    """kernel_elementwise.c.j2: relu, sign, add, copy (flatten as output), softmax."""
+    n = prod(lp.out_shape)
+    if op == "softmax":
+        counts = scaled({"load": 1, "fmax": 1}, n) + scaled({"load": 1, "fadd": 2, "exp": 1, "store": 1}, n) \
+            + scaled({"load": 1, "fdiv": 1, "store": 1}, n) + loop(3 * n)
+    else:
+        vec = -(-n // float_lanes(target)) if op != "copy" else -(-n // 8)   # memcpy moves 32 B per step
+        counts = scaled(ELEM[op], vec) + loop(vec)
+    if not run:
+        return None, counts
+    x = ins[0].reshape(-1)
+    if op == "relu":
+        out = np.where(x > 0, x, F32(0))
+    elif op == "sign":
+        out = np.where(x >= 0, F32(1), F32(-1))
+    elif op == "add":
+        out = x + ins[1].reshape(-1)
+    elif op == "copy":
+        out = x.copy()
+    else:
+        out = _softmax(x)
+    return out.reshape(lp.out_shape), counts
+
+
+def _softmax(x):
+    """Max, expf and a sequential float32 sum, as the C does (expf may differ by an ulp)."""
+    mx = x[0]
+    for v in x[1:]:
+        mx = v if v > mx else mx
+    e = np.exp(x - mx).astype(F32)
+    s = F32(0)
+    for v in e:
+        s = F32(s + v)
+    return e / s

@@ -1,0 +1,76 @@
+"""Operation classes, loop overhead, and turning counts into cycles with a target's cost table.
+
+Counts are collections.Counter objects keyed by operation class. The classes
+are those of a scalar load/store machine executing the generated C:
+
+  load, store      memory accesses (one per scalar or word access)
+  load_op          a load folded into an ALU instruction as its memory operand
+                   (costs as a load, is not a separate instruction)
+  xor, popcount    the binary core; `popcount` is expanded into ALU classes
+                   on targets without a popcount instruction (popcount: swar)
+  add, compare     integer arithmetic, loop counters, bounds tests
+  branch           one per loop iteration (the back edge) or conditional
+  shift, logic     bit manipulation (packing, bwn weight bits, SWAR popcount)
+  mul              integer multiply (SWAR popcount)
+  addr             address arithmetic the source spells out (index products)
+  cvt              int <-> float conversion
+  fadd, fmul, fdiv, fmax, exp   float32 arithmetic
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+#: Classes a target's `costs` table may omit, and the class whose cost they borrow.
+ALIASES = {"load_op": "load", "shift": "xor", "logic": "xor", "addr": "add", "fmax": "fadd", "cvt": "fadd"}
+#: Cycles for classes with no alias and no entry in the target's table (reciprocal throughput
+#: of a typical out-of-order core: divide ~4, expf as a ~20-instruction libm call, imul 1).
+DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0}
+
+#: SWAR popcount of one word (templates/popcount_swar.c.j2): 3 shift-and-mask steps, a multiply.
+SWAR_POPCOUNT = {64: Counter(shift=4, logic=4, add=3, mul=1), 32: Counter(shift=4, logic=4, add=3, mul=1)}
+
+
+def loop(n: int) -> Counter:
+    """Overhead of n iterations of a counted loop: increment, compare, branch each."""
+    return Counter(add=n, compare=n, branch=n)
+
+
+def scaled(recipe: dict, n: int) -> Counter:
+    """A per-iteration recipe {class: ops} times n iterations."""
+    return Counter({k: v * n for k, v in recipe.items() if v * n})
+
+
+def lower_popcount(counts: Counter, target) -> Counter:
+    """Replace `popcount` by its SWAR expansion where the target has no popcount instruction."""
+    if target.popcount != "swar" or not counts.get("popcount"):
+        return counts
+    out = Counter(counts)
+    n = out.pop("popcount")
+    for k, v in SWAR_POPCOUNT[target.word_bits].items():
+        out[k] += v * n
+    return out
+
+
+def cost_of(cls: str, costs: dict) -> float:
+    """Cycles per operation of one class on a target (its table, an alias, or the default)."""
+    if cls in costs:
+        return float(costs[cls])
+    if cls in ALIASES and ALIASES[cls] in costs:
+        return float(costs[ALIASES[cls]])
+    return DEFAULT_COSTS.get(cls, 1.0)
+
+
+def cycles(counts: Counter, target) -> float:
+    """sum(count * cost): reciprocal throughputs, no overlap between classes, no stalls."""
+    return sum(n * cost_of(k, target.costs) for k, n in counts.items())
+
+
+def instructions(counts: Counter) -> int:
+    """Predicted dynamic instruction count: one per counted operation, folded loads excepted."""
+    return int(sum(v for k, v in counts.items() if k != "load_op"))
+
+
+def float_lanes(target) -> int:
+    """float32 lanes of the SIMD unit gcc auto-vectorizes plain elementwise loops with:
+    4 on x86-64 (SSE2 is baseline) and AArch64 (NEON), 1 elsewhere (Cortex-M4 has no float SIMD)."""
+    return 4 if set(target.arch) & {"x86_64", "AMD64", "aarch64", "arm64"} else 1
