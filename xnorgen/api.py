@@ -42,3 +42,12 @@ def train(net: Network | str, data="digits", *, out=None, epochs: int = 30, seed
     if out is not None:
         save_weights(out, result.weights)
     return result
+
+
+def simulate(net: Network | str, target: str = "host", report: str = "cycles", x=None, sweep: str | None = None) -> dict:
+    """The simulator (issue 3): report speedup (paper model), cycles (target model) or memory.
+
+    net may be a path; weights are needed only for a functional run (x given). See docs/simulator.md.
+    """
+    from xnorgen.sim.report import simulate as _simulate
+    return _simulate(net, target=target, report=report, x=x, sweep=sweep)

@@ -95,6 +95,39 @@ def run(net, input_path, out_path):
 
 
 @main.command()
+@click.argument("net", type=click.Path(dir_okay=False), required=False)
+@click.option("--target", "-t", default="host", show_default=True, help="target whose cost table to use")
+@click.option("--report", "-r", type=click.Choice(["speedup", "cycles", "memory"]), default="speedup",
+              show_default=True, help="paper speedup model, target cycle model, or weight/arena memory")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--sweep", type=click.Choice(["channels", "kernel"]), default=None,
+              help="speedup vs channels (Figure 4(b)) or vs filter size (Figure 4(c)); NET not needed")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="with --sweep: also write Figure 4(b)/(c) as a PNG (needs matplotlib)")
+@click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
+              help="cycles report: run the simulator functionally on this .npy sample (needs weights)")
+@_user_errors
+def simulate(net, target, report, fmt, sweep, plot_path, input_path):
+    """Simulate NET without running it: --report speedup|cycles|memory (weights file not needed)."""
+    from xnorgen.sim.report import format_table, plot_sweeps, simulate as _simulate
+
+    if net is None and sweep is None:
+        raise XnorgenError("simulate", "give a NET (net.yaml) or --sweep channels|kernel")
+    x = None
+    if input_path is not None:
+        try:
+            x = np.load(input_path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise XnorgenError(input_path, f"cannot read input array: {e}") from None
+    rep = _simulate(net, target=target, report=report, x=x, sweep=sweep)
+    if plot_path is not None:
+        if sweep is None:
+            raise XnorgenError("--plot", "needs --sweep channels|kernel")
+        plot_sweeps(plot_path)
+    click.echo(json.dumps(rep, indent=1) if fmt == "json" else format_table(rep))
+
+
+@main.command()
 @_user_errors
 def targets():
     """List the targets and what each assumes."""

@@ -1,0 +1,54 @@
+"""The memory report: weight bytes per layer as float64, float32 and packed binary + α; the arena.
+
+Figure 4(a) of the paper compares double precision against binary weights for
+every layer. `all_binary` is that figure's binary column (every conv/dense
+weight one bit, plus one float32 α per filter); `packed` is what xnorgen
+actually emits for the layer modes in the description (float layers stay float32).
+"""
+from __future__ import annotations
+
+from math import prod
+
+from xnorgen.description import BatchNorm, Conv2d, Dense
+from xnorgen.lowering import weight_bytes
+from xnorgen.packing import words_for
+from xnorgen.plan import sum_of_buffers
+
+
+def layer_params(lp) -> tuple[int, int]:
+    """(weights, other parameters) of a conv/dense/batchnorm layer: counts of real numbers."""
+    layer = lp.layer
+    if isinstance(layer, BatchNorm):
+        return 0, 4 * lp.out_shape[0]
+    if isinstance(layer, Conv2d):
+        n_out, fan_in = layer.filters, lp.in_shapes[0][0] * prod(layer.kernel)
+    elif isinstance(layer, Dense):
+        n_out, fan_in = layer.units, prod(lp.in_shapes[0])
+    else:
+        return 0, 0
+    return n_out * fan_in, n_out if layer.bias else 0
+
+
+def layer_memory(lp, target) -> dict | None:
+    """Bytes of one layer's parameters in each representation, or None for a layer without any."""
+    weights, other = layer_params(lp)
+    if weights == 0 and other == 0:
+        return None
+    wb = weight_bytes(lp, target)
+    n_out = lp.out_shape[0]
+    all_binary = other * 4 if weights == 0 else \
+        n_out * words_for(weights // n_out, 8) + 4 * n_out + 4 * other
+    return {"layer": lp.layer.name, "type": lp.layer.type, "mode": getattr(lp.layer, "mode", None),
+            "params": weights + other, "float64": 8 * (weights + other), "float32": 4 * (weights + other),
+            "packed": wb["packed"], "all_binary": all_binary}
+
+
+def memory_report(plan) -> dict:
+    """Per-layer weight memory, totals and ratios, and the activation arena of the plan."""
+    layers = [m for m in (layer_memory(lp, plan.target) for lp in plan.layers) if m is not None]
+    total = {k: sum(m[k] for m in layers) for k in ("params", "float64", "float32", "packed", "all_binary")}
+    total["ratio_float64_packed"] = total["float64"] / total["packed"] if total["packed"] else None
+    total["ratio_float32_packed"] = total["float32"] / total["packed"] if total["packed"] else None
+    total["ratio_float64_all_binary"] = total["float64"] / total["all_binary"] if total["all_binary"] else None
+    return {"report": "memory", "network": plan.net.name, "target": plan.target.name, "layers": layers,
+            "total": total, "arena": {"bytes": plan.arena_size, "without_reuse": sum_of_buffers(plan)}}
