@@ -96,7 +96,7 @@ class WeightedOp(Op):
 
     def __init__(self, layer, learn_alpha=False):
         super().__init__(layer)
-        self.learn_alpha = learn_alpha and layer.mode != "float"
+        self.learn_alpha = learn_alpha and layer.mode != "float" and layer.scale_weight
 
     def effective_weight(self):
         """W~ = alpha * sign(W) for binary modes (alpha per filter/unit), W for float."""
