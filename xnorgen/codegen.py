@@ -34,6 +34,8 @@ def _c_array_body(c, word_bits: int) -> str:
         suffix = "ULL" if word_bits == 64 else "u"
         items = [f"0x{int(v):0{hexw}x}{suffix}" for v in c.values]
         per_line = 4 if word_bits == 64 else 6
+    elif c.kind == "int":
+        items, per_line = [str(int(v)) for v in c.values], 12
     else:
         items = [_c_float(v) for v in c.values]
         per_line = 6
@@ -70,8 +72,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                  has_alpha=layer.mode != "float" and layer.scale_weight)
         if layer.mode == "xnor":
             k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"],
-                     TF=lp.tiling["tile_filters"], has_k=layer.scale_input,
-                     padpix=f"{sym}_padpix" if layer.pad_value else "NULL")
+                     TF=lp.tiling["tile_filters"], has_k=layer.scale_input)
             args.append(_ptr(plan, lp.scratch["packed"], False, "xg_word_t"))
             if layer.scale_input:
                 args += [_ptr(plan, lp.scratch["amap"], False), _ptr(plan, lp.scratch["kmap"], False)]
@@ -115,7 +116,7 @@ def render(plan: Plan) -> dict[str, str]:
     for lp in plan.layers:
         for c in layer_consts(lp, plan.target):
             consts.append({"symbol": f"{plan.net.name}_{lp.ident}_{c.suffix}", "length": len(c.values),
-                           "ctype": net["word_t"] if c.kind == "word" else "float",
+                           "ctype": {"word": net["word_t"], "int": "int32_t", "float": "float"}[c.kind],
                            "comment": f"layer {lp.layer.name}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
     kernels = [k for k in (kernel_context(lp, plan) for lp in plan.layers) if k is not None]

@@ -14,7 +14,7 @@ from math import prod
 import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense
-from .packing import pack_signs, pad_word_pattern, words_for
+from .packing import pack_signs, pad_word_pattern, popcount, words_for
 from .plan import LayerPlan
 from .reference import alpha
 from .target import Target
@@ -23,7 +23,7 @@ from .target import Target
 @dataclass
 class Const:
     suffix: str          # symbol is <net>_<layer ident>_<suffix>
-    kind: str            # "word" or "float"
+    kind: str            # "word" (packed bits), "float" or "int" (int32)
     values: np.ndarray   # 1-D
 
 
@@ -43,7 +43,9 @@ def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
             if layer.scale_weight:
                 consts.append(Const("alpha", "float", alpha(layer, w)))
             if isinstance(layer, Conv2d) and layer.mode == "xnor" and layer.pad_value != 0:
-                consts.append(Const("padpix", "word", pad_word_pattern(w.shape[1], layer.pad_value, wb)))
+                pad = pad_word_pattern(w.shape[1], layer.pad_value, wb)
+                packed = pack_signs(bits, wb)                     # [F, kh, kw, words]
+                consts.append(Const("padpop", "int", popcount(packed ^ pad).sum(axis=-1).reshape(-1)))
         if layer.bias:
             consts.append(Const("bias", "float", layer.params["bias"]))
     elif isinstance(layer, BatchNorm):
@@ -73,8 +75,8 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
         return {"float32": f32, "packed": f32}
     if isinstance(layer, Conv2d) and layer.mode == "xnor":
         words = n_out * prod(layer.kernel) * words_for(lp.in_shapes[0][0], target.word_bits)
-        words += words_for(lp.in_shapes[0][0], target.word_bits) if layer.pad_value != 0 else 0
+        padpop = 4 * n_out * prod(layer.kernel) if layer.pad_value != 0 else 0   # int32 per filter and tap
     else:
-        words = n_out * words_for(fan_in, target.word_bits)
-    packed = words * target.word_bytes + (4 * n_out if layer.scale_weight else 0) + bias
+        words, padpop = n_out * words_for(fan_in, target.word_bits), 0
+    packed = words * target.word_bytes + padpop + (4 * n_out if layer.scale_weight else 0) + bias
     return {"float32": f32, "packed": packed}
