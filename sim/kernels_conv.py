@@ -12,6 +12,8 @@ from collections import Counter
 
 import numpy as np
 
+from xnorgen.packing import pad_word_pattern
+
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
 
@@ -143,7 +145,9 @@ def _xnor_core(lp, consts, packed, kmap):
     wts = consts["w"].reshape(f, kh, kw, wpp)
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
-    pad = consts["padpix"] if layer.pad_value != 0 else None
+    pad = None
+    if layer.pad_value != 0:      # the words of a padded pixel (bit 1 = -1 on the real channel bits)
+        pad = pad_word_pattern(c, layer.pad_value, lp.packing["word_bits"]).astype(packed.dtype)
     miss = np.zeros((f, ho * wo), dtype=np.int64)
     nbits = np.zeros(ho * wo, dtype=np.int64)
     for f0 in range(0, f, tf):

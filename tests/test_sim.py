@@ -1,0 +1,150 @@
+"""The simulator (issue 3): paper model, memory report, and the target model's bit-exactness with the C."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import xnorgen
+from netgen import random_input, random_network, write_net
+from xnorgen.cli import main
+from xnorgen.plan import plan_network
+from xnorgen.reference import binary_conv_core
+from xnorgen.sim.machine import run_plan
+from xnorgen.sim.paper import speedup, sweep_channels, sweep_kernel
+from xnorgen.target import resolve
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_paper_speedup_is_6227():
+    assert f"{speedup(256, 3 * 3):.2f}" == "62.27"
+
+
+def test_speedup_report_of_one_layer_gives_6227(tmp_path):
+    p = write_net(tmp_path, "one", (256, 14, 14), [{"name": "c", "type": "conv2d", "mode": "xnor", "filters": 8,
+                                                    "kernel": 3, "padding": 1}])
+    rep = xnorgen.simulate(p, target="x86-64", report="speedup")
+    (layer,) = rep["layers"]
+    assert (layer["c"], layer["N_W"], layer["N_I"]) == (256, 9, 196)
+    assert round(layer["speedup"], 2) == 62.27 and round(rep["total"]["speedup"], 2) == 62.27
+
+
+def test_figure_4b_4c_points():
+    ch = {p["c"]: p["speedup"] for p in sweep_channels()}
+    ks = {p["kernel"]: p["speedup"] for p in sweep_kernel()}
+    assert round(ch[256], 2) == 62.27 and round(ch[64], 2) == 57.60 and round(ch[1], 2) == 7.89
+    assert round(ks[1], 2) == 51.20 and round(ks[3], 2) == 62.27 and round(ks[5], 2) == 63.37
+    s = [ch[c] for c in sorted(ch)]
+    assert all(a < b < 64 for a, b in zip(s, s[1:]))          # saturates towards 64, as in the figure
+
+
+def test_float_layers_count_in_both_columns(tmp_path):
+    p = write_net(tmp_path, "mix", (3, 8, 8), [
+        {"name": "f", "type": "conv2d", "filters": 64, "kernel": 3, "padding": 1},
+        {"name": "b", "type": "conv2d", "mode": "xnor", "filters": 64, "kernel": 3, "padding": 1}])
+    rep = xnorgen.simulate(p, target="x86-64", report="speedup")
+    f, b = rep["layers"]
+    assert f["float_clocks"] == f["binary_clocks"] == 3 * 9 * 64 * 64
+    assert rep["total"]["binary_clocks"] == f["float_clocks"] + b["binary_clocks"]
+    assert 1 < rep["total"]["speedup"] < b["speedup"]
+
+
+@pytest.mark.parametrize("net", ["alexnet", "resnet18", "vgg19"])
+def test_memory_reproduces_figure_4a_ratio(net):
+    """Fig. 4(a): double precision vs binary is ~64x (32x vs float32) when every layer is binary."""
+    rep = xnorgen.simulate(EXAMPLES / f"{net}.yaml", target="x86-64", report="memory")
+    t = rep["total"]
+    assert t["float64"] == 2 * t["float32"] == 8 * t["params"]
+    assert 58 < t["ratio_float64_all_binary"] < 64
+    assert 10 < t["ratio_float64_packed"] < t["ratio_float64_all_binary"]   # float first/last layers cost
+    assert rep["arena"]["bytes"] <= rep["arena"]["without_reuse"]
+
+
+def test_resnet18_counts_only_is_fast():
+    t0 = time.perf_counter()
+    rep = xnorgen.simulate(EXAMPLES / "resnet18.yaml", target="x86-64", report="cycles")
+    assert time.perf_counter() - t0 < 5
+    assert rep["total"]["cycles"] == round(sum(layer["cycles"] for layer in rep["layers"]) or 0) or \
+        abs(rep["total"]["cycles"] - sum(layer["cycles"] for layer in rep["layers"])) <= len(rep["layers"])
+    assert rep["total"]["ops"]["popcount"] > 0
+
+
+CORE_CASES = [  # (channels, h, w, filters, kernel, stride, padding, pad_value)
+    (1, 5, 6, 3, [3, 3], 1, 1, 0), (63, 7, 5, 5, [3, 2], 2, 1, 1), (65, 6, 6, 4, [1, 3], 1, [0, 1], -1),
+    (130, 5, 5, 3, [3, 3], 2, 2, 0), (64, 4, 4, 2, [5, 5], 1, 1, 1), (7, 3, 3, 2, [5, 4], 1, 2, -1),
+    (65, 4, 3, 2, [5, 1], 1, [1, 0], 0),
+]
+
+
+@pytest.mark.parametrize("c,h,w,f,k,s,p,pv", CORE_CASES)
+def test_integer_core_sim_equals_c_equals_reference(tmp_path, c, h, w, f, k, s, p, pv):
+    """Scales and bias off: the output is the integer core, so all three paths must agree exactly."""
+    layer = {"name": "x", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": k, "stride": s,
+             "padding": p, "pad_value": pv, "scale_weight": False, "scale_input": False}
+    net = xnorgen.load(write_net(tmp_path, "core", (c, h, w), [layer], np.random.default_rng(c)))
+    x = random_input(net, np.random.default_rng(1))
+    sim = run_plan(plan_network(net, resolve("x86-64")), x).output
+    c_out = xnorgen.build(net, "x86-64")(x)
+    ref = binary_conv_core(net.layers[0], x.astype(np.float64))
+    assert np.array_equal(sim, c_out) and np.array_equal(sim, ref)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_whole_random_network_sim_bit_exact_with_c(tmp_path, seed):
+    """Every float32 operation in the C's order: the pre-softmax output is bit-identical."""
+    rng = np.random.default_rng(seed)
+    net = xnorgen.load(random_network(tmp_path, f"r{seed}", rng, output="fc"))
+    x = random_input(net, rng)
+    sim = run_plan(plan_network(net, resolve("x86-64")), x).output
+    assert np.array_equal(sim, xnorgen.build(net, "x86-64")(x))
+    np.testing.assert_allclose(sim, xnorgen.reference(net, x), rtol=1e-4, atol=1e-4 * np.abs(sim).max())
+
+
+def test_functional_and_counts_only_agree(tmp_path):
+    rng = np.random.default_rng(7)
+    net = xnorgen.load(random_network(tmp_path, "r7", rng))
+    plan = plan_network(net, resolve("x86-64"))
+    full, counts_only = run_plan(plan, random_input(net, rng)), run_plan(plan)
+    assert [r.counts for r in full.layers] == [r.counts for r in counts_only.layers]
+    assert counts_only.output is None and full.output is not None
+
+
+def test_swar_target_expands_popcount(tmp_path):
+    import dataclasses
+    p = write_net(tmp_path, "one", (64, 6, 6), [{"name": "c", "type": "conv2d", "mode": "xnor", "filters": 4,
+                                                 "kernel": 3}])
+    net = xnorgen.load(p, weights=False)
+    t = resolve("x86-64")
+    hw, sw = run_plan(plan_network(net, t)), run_plan(plan_network(net, dataclasses.replace(t, popcount="swar")))
+    words = hw.layers[0].counts["popcount"]
+    assert words == 4 * 16 * 9 and "popcount" not in sw.layers[0].counts
+    assert sw.layers[0].counts["mul"] == words and sw.total_cycles > hw.total_cycles
+
+
+def test_cli_simulate_reports_without_weights(tmp_path):
+    r = CliRunner().invoke(main, ["simulate", str(EXAMPLES / "alexnet.yaml"), "-t", "x86-64", "--report", "speedup",
+                                  "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["report"] == "speedup" and rep["total"]["binary_layers_speedup"] > 50
+    r = CliRunner().invoke(main, ["simulate", str(EXAMPLES / "vgg19.yaml"), "-t", "x86-64", "--report", "memory"])
+    assert r.exit_code == 0 and "float64/all-binary" in r.output
+    r = CliRunner().invoke(main, ["simulate", "--sweep", "kernel"])
+    assert r.exit_code == 0 and "62.27" in r.output
+
+
+def test_cli_simulate_errors_are_one_line(tmp_path):
+    r = CliRunner().invoke(main, ["simulate", str(EXAMPLES / "alexnet.yaml"), "-t", "nosuch", "--report", "cycles"])
+    assert r.exit_code == 2 and r.output.strip().startswith("error: target nosuch:")
+
+
+def test_plot_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "fig4.png"
+    r = CliRunner().invoke(main, ["simulate", "--sweep", "channels", "--plot", str(out)])
+    assert r.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
