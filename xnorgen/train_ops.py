@@ -146,9 +146,19 @@ class ConvOp(WeightedOp):
         (x,) = ins
         L = self.layer
         wt = self.effective_weight()
-        if L.mode == "xnor":
-            s = sign(x)
-            core, win = conv_fwd(s, wt, L.stride, L.padding, L.pad_value)
+        w = self.params["weight"]
+        if L.mode == "float":
+            out, win = conv_fwd(x, w, L.stride, L.padding, L.pad_value)
+            self.cache = (x, win, None, None, wt)
+        elif L.mode == "bwn":
+            # conv with sign(W), then alpha: the reference's order of rounding
+            out, win = conv_fwd(x, sign(w), L.stride, L.padding, L.pad_value)
+            out = out * self.alpha()[None, :, None, None]
+            self.cache = (x, win, None, None, wt)
+        else:
+            # the integer core conv(sign(I), sign(W)) is exact; alpha and K scale it afterwards
+            core, win = conv_fwd(sign(x), sign(w), L.stride, L.padding, L.pad_value)
+            core = core * self.alpha()[None, :, None, None]
             if L.scale_input:
                 kh, kw = L.kernel
                 a_map = np.abs(x).mean(axis=1, keepdims=True)
@@ -158,9 +168,6 @@ class ConvOp(WeightedOp):
                 k = np.ones((1, 1) + core.shape[2:])
             out = core * k
             self.cache = (x, win, core, k, wt)
-        else:
-            out, win = conv_fwd(x, wt, L.stride, L.padding, L.pad_value)
-            self.cache = (x, win, None, None, wt)
         if L.bias:
             out = out + self.params["bias"][None, :, None, None]
         return out
@@ -191,14 +198,15 @@ class DenseOp(WeightedOp):
         L = self.layer
         xf = x.reshape(len(x), -1)
         wt = self.effective_weight()
+        w = self.params["weight"]
         if L.mode == "xnor":
             s = sign(xf)
-            core = s @ wt.T
+            core = (s @ sign(w).T) * self.alpha()          # exact integer core, then alpha, then beta
             beta = np.abs(xf).mean(axis=1, keepdims=True) if L.scale_input else np.ones((len(xf), 1))
             out = core * beta
             self.cache = (x, s, core, beta, wt)
         else:
-            out = xf @ wt.T
+            out = xf @ w.T if L.mode == "float" else (xf @ sign(w).T) * self.alpha()
             self.cache = (x, xf, None, None, wt)
         if L.bias:
             out = out + self.params["bias"]
