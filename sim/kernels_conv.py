@@ -142,7 +142,7 @@ def _xnor_core(lp, consts, packed, kmap):
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
     wpp, tf = lp.packing["words_per_pixel"], lp.tiling["tile_filters"]
-    wts = consts["w"].reshape(f, kh, kw, wpp)
+    wts = unblock(consts["w"], lp.tiling, f, (kh, kw, wpp))
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
     pad = None
@@ -170,6 +170,17 @@ def _xnor_core(lp, consts, packed, kmap):
     if layer.bias:
         out = out + consts["bias"].astype(F32)[:, None]
     return out.reshape(f, ho, wo)
+
+
+def unblock(words, tiling, n_out: int, per_out: tuple) -> np.ndarray:
+    """Weights as [n_out, *per_out] from the plan's layout: plain [F][...] or, with a
+    `filter_block` FB in the tiling, interleaved [F/FB][...][FB] with zero filters past F."""
+    fb = (tiling or {}).get("filter_block")
+    if not fb:
+        return words.reshape(n_out, *per_out)
+    blocks = -(-n_out // fb)
+    w = words.reshape(blocks, *per_out, fb)
+    return np.moveaxis(w, -1, 1).reshape(blocks * fb, *per_out)[:n_out]
 
 
 def real_conv(lp, target, consts, x, run: bool):

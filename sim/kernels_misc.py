@@ -8,7 +8,7 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import BWN_TAP, F32, XNOR_WORD, channel_mean_abs, epilogue, pack_chw
+from .kernels_conv import BWN_TAP, F32, XNOR_WORD, channel_mean_abs, epilogue, pack_chw, unblock
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
 
@@ -40,7 +40,7 @@ def dense(lp, target, consts, x, run: bool):
     if not run:
         return None, counts
     if layer.mode == "xnor":
-        w = consts["w"].reshape(u, nw)
+        w = unblock(consts["w"], lp.tiling, u, (nw,))
         out = (n - 2 * np.bitwise_count(packed[0][None, :] ^ w).sum(axis=1, dtype=np.int64)).astype(F32)
         scale2 = beta[0] if has_k else None
     else:
