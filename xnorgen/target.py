@@ -28,6 +28,15 @@ class Target:
     cache: dict = field(hash=False)
     clock_ghz: float = 1.0
     costs: dict = field(default_factory=dict, hash=False)
+    # Command prefix that executes this target's Linux binaries on another machine
+    # (e.g. qemu-aarch64 -L /usr/aarch64-linux-gnu); empty: native only.
+    run: tuple[str, ...] = ()
+    # Binutils for the size report and symbol checks ({size: ..., nm: ..., objdump: ...}).
+    tools: dict = field(default_factory=dict, hash=False)
+    # A firmware part's declared memory ({flash_kib: ..., ram_kib: ...}); empty: no fit check.
+    memory: dict = field(default_factory=dict, hash=False)
+    # True if the target has an OS and libc (a harness with stdio can run under `run`).
+    hosted: bool = True
 
     @property
     def word_bytes(self) -> int:
@@ -46,7 +55,7 @@ def all_targets() -> dict[str, Target]:
     for f in [f for d in target_dirs() for f in sorted(d.glob("*.yaml"))]:
         try:
             d = yaml.safe_load(f.read_text())
-            d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags")}}
+            d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags", "run")}}
             out[d["name"]] = Target(**d)
         except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
             raise XnorgenError(str(f), f"invalid target description: {e}") from None
@@ -67,6 +76,22 @@ def _cpu_flags() -> set[str]:
 def runs_here(t: Target) -> bool:
     """True if code for t executes natively on this machine."""
     return platform.machine() in t.arch and set(t.requires_cpu) <= _cpu_flags()
+
+
+def tool(t: Target, name: str) -> str:
+    """A binutils program for t: the yaml's `tools` entry, else the compiler's prefix + name."""
+    if name in t.tools:
+        return t.tools[name]
+    cc = Path(t.cc).name
+    return cc[: -len("gcc")] + name if cc.endswith("gcc") else name
+
+
+def executes_here(t: Target) -> bool:
+    """True if binaries for t run on this machine: natively, or through its `run` prefix (qemu)."""
+    import shutil
+    if runs_here(t):
+        return True
+    return bool(t.run) and t.hosted and shutil.which(t.run[0]) is not None and shutil.which(t.cc) is not None
 
 
 def resolve(name: str) -> Target:
