@@ -38,9 +38,17 @@ def main():
 @click.option("--target", "-t", default="host", show_default=True, help="target name (see `xnorgen targets`)")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="output directory (default: ./<name>_<target>)")
+@click.option("--flash-kib", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="the part's flash in KiB (default: the target's `memory`, e.g. 1024 for cortex-m4)")
+@click.option("--ram-kib", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="the part's RAM in KiB (default: the target's `memory`, e.g. 192 for cortex-m4)")
 @_user_errors
-def compile(net, target, out_dir):
-    """Compile NET (net.yaml) into C sources, a Makefile and manifest.json."""
+def compile(net, target, out_dir, flash_kib, ram_kib):
+    """Compile NET (net.yaml) into C sources, a Makefile and manifest.json.
+
+    For a firmware target (one that declares `memory`), or with --flash-kib/--ram-kib, the
+    library is built once to report flash (text + rodata, by the target's size tool) and RAM
+    (arena + input/output buffers), and nothing is written if it does not fit."""
     from .api import load
     from .compiler import compile_network, write_directory
     from .target import resolve
@@ -50,11 +58,21 @@ def compile(net, target, out_dir):
         raise XnorgenError(f"target {t.name}", f"compiler {t.cc!r} not found on PATH (install it, or `make CC=...`)")
     network = load(net)
     plan, files = compile_network(network, t)
+    flash_kib = flash_kib if flash_kib is not None else t.memory.get("flash_kib")
+    ram_kib = ram_kib if ram_kib is not None else t.memory.get("ram_kib")
+    size = None
+    if flash_kib is not None or ram_kib is not None:
+        from .crossbuild import check_fit, size_report
+        size = size_report(plan, files)
+        check_fit(size, flash_kib, ram_kib, net)
     out = write_directory(files, out_dir or f"{network.name}_{t.name}")
     m = json.loads(files["manifest.json"])
     weights = sum((lay["weight_bytes"] or {}).get("packed", 0) for lay in m["layers"])
     click.echo(f"{network.name}: {len(plan.layers)} layers for {t.name}; weights {weights} B, "
                f"arena {plan.arena_size} B (without reuse {m['arena_without_reuse']} B)")
+    if size is not None:
+        part = ", ".join(f"{v:g} KiB {k}" for k, v in (("flash", flash_kib), ("RAM", ram_kib)) if v is not None)
+        click.echo(f"size: {size.describe()}; fits the part ({part})")
     click.echo(f"wrote {out}/  (build with: make -C {out_dir or out})")
 
 

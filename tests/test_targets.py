@@ -1,0 +1,182 @@
+"""The x86 targets (x86-64, x86-64-avx2, x86-64-avx512) against the golden model, the
+ISA code actually in the built library, the portable fallback, `host` selection, and the
+target descriptions themselves. Variants this CPU lacks are skipped with a reason."""
+import dataclasses
+import platform
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import xnorgen
+import xnorgen.target as tg
+from netgen import random_input, random_network, write_net
+from xnorgen.reference import binary_conv_core, sign
+
+X86 = ["x86-64", "x86-64-avx2", "x86-64-avx512"]
+#: An instruction the target's popcount template must put into the library.
+SIGNATURE = {"x86-64": "popcnt", "x86-64-avx2": "vpshufb", "x86-64-avx512": "vpopcntq"}
+
+
+def _target(name):
+    t = tg.resolve(name)
+    if not tg.runs_here(t):
+        missing = sorted(set(t.requires_cpu) - tg._cpu_flags())
+        pytest.skip(f"{name} does not run on this {platform.machine()} CPU (lacks {', '.join(missing) or t.arch})")
+    return t
+
+
+def _signs_with_zeros(shape, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[rng.random(shape) < 0.1] = 0.0                    # sign(0) = +1
+    return x
+
+
+def _xnor_conv(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed):
+    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": kernel, "stride": stride,
+             "padding": padding, "pad_value": pad_value, "bias": False, "scale_weight": False, "scale_input": False}
+    rng = np.random.default_rng(seed)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    path = write_net(tmp_path, f"t{seed}", (c, h, w), [layer], rng,
+                     params={"conv.weight": _signs_with_zeros((f, c, kh, kw), rng)})
+    return xnorgen.load(path)
+
+
+# (C, H, W, filters, kernel, stride, padding, pad_value): word tails of every vector width
+# (C = 1, 63, 65, 200 -> 1..4 words per pixel; 520 -> 9 words: one 8-word zmm step + a 1-word
+# masked tail), filter counts off the register block, borders, strides, kernels wider than the input.
+CASES = [
+    (1, 5, 5, 3, 3, 1, 1, 0),
+    (63, 6, 7, 5, 3, 1, 1, 0),
+    (65, 7, 5, 9, 3, 1, "same", -1),
+    (200, 5, 6, 7, 3, 2, 0, 1),
+    (520, 4, 4, 11, 3, 1, 1, 0),
+    (130, 4, 4, 3, [2, 3], [1, 2], [0, 1], 0),
+    (64, 2, 3, 17, 5, 1, 2, 1),
+    (33, 3, 2, 4, [3, 5], 1, [1, 2], -1),
+]
+
+
+@pytest.mark.parametrize("target", X86)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
+def test_xnor_conv_core_exact(tmp_path, target, case):
+    t = _target(target)
+    net = _xnor_conv(tmp_path, *case, seed=case[0] + case[3])
+    x = _signs_with_zeros((2, *net.input_shape), np.random.default_rng(case[0]))
+    got = xnorgen.build(net, target=t)(x)
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(got, want), f"max diff {np.abs(got - want).max()}"
+
+
+@pytest.mark.parametrize("target", X86)
+@pytest.mark.parametrize("n", [1, 64, 65, 300, 1000])
+def test_xnor_dense_core_exact(tmp_path, target, n):
+    t = _target(target)
+    layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": 13, "scale_weight": False, "scale_input": False}
+    rng = np.random.default_rng(n)
+    net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], rng, {"fc.weight": _signs_with_zeros((13, n), rng)}))
+    x = _signs_with_zeros((3, n), rng)
+    want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want)
+
+
+@pytest.mark.parametrize("target", X86)
+@pytest.mark.parametrize("seed", range(3))
+def test_random_networks_match_reference(tmp_path, target, seed):
+    t = _target(target)
+    rng = np.random.default_rng(100 + seed)
+    net = xnorgen.load(random_network(tmp_path, f"r{seed}", rng, output="fc"))
+    x = random_input(net, rng, batch=2)
+    got, want = xnorgen.build(net, target=t)(x), xnorgen.reference(net, x)
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def _disassembly(lib) -> str:
+    if shutil.which("objdump") is None:
+        pytest.skip("needs objdump")
+    return subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib._mod.__file__],
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("target", X86)
+def test_library_contains_the_targets_popcount_instruction(tmp_path, target):
+    t = _target(target)
+    net = _xnor_conv(tmp_path, 256, 6, 6, 16, 3, 1, 1, 0, seed=1)
+    asm = _disassembly(xnorgen.build(net, target=t))
+    assert SIGNATURE[target] in asm
+    if target != "x86-64-avx512":
+        assert "vpopcntq" not in asm
+
+
+@pytest.mark.parametrize("how", ["baseline-flags", "XG_NO_SIMD"])
+@pytest.mark.parametrize("target", ["x86-64-avx2", "x86-64-avx512"])
+def test_portable_fallback_is_exact(tmp_path, target, how):
+    """The ISA template keeps a portable C path: taken when the code is built without the ISA
+    flags (then no ISA instruction can appear) or with -DXG_NO_SIMD (then gcc may still
+    auto-vectorize the portable loops with the ISA flags, which is fine)."""
+    t = _target(target)
+    base = tg.resolve("x86-64")
+    cflags = base.cflags if how == "baseline-flags" else (*t.cflags, "-DXG_NO_SIMD")
+    portable = dataclasses.replace(t, cflags=cflags)
+    net = _xnor_conv(tmp_path, 520, 4, 4, 11, 3, 1, 1, -1, seed=2)
+    x = _signs_with_zeros((2, *net.input_shape), np.random.default_rng(3))
+    lib = xnorgen.build(net, target=portable)
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(lib(x), want)
+    if how == "baseline-flags":
+        assert SIGNATURE[target] not in _disassembly(lib)
+        intrinsic = {"avx2": "_mm256_shuffle_epi8", "avx512": "_mm512_popcnt_epi64"}[t.popcount]
+        assert intrinsic in lib.files["t2.c"]          # the ISA code is there, the preprocessor skipped it
+
+
+def test_host_is_the_best_supported_x86_target(monkeypatch):
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86 only")
+    here = [t for t in tg.all_targets().values() if tg.runs_here(t)]
+    assert tg.resolve("host") == max(here, key=lambda t: t.priority)
+    flags = {"popcnt", "avx2", "sse4_2"}
+    monkeypatch.setattr(tg, "_cpu_flags", lambda: flags)
+    assert tg.resolve("host").name == "x86-64-avx2"
+    flags.add("avx512f")
+    assert tg.resolve("host").name == "x86-64-avx2"          # avx512f without vpopcntdq is not enough
+    flags.add("avx512_vpopcntdq")
+    assert tg.resolve("host").name == "x86-64-avx512"
+    flags.clear()
+    flags.add("popcnt")
+    assert tg.resolve("host").name == "x86-64"
+
+
+def test_armv8_and_cortex_m4_never_run_natively_here(tmp_path):
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86 only")
+    assert not tg.runs_here(tg.resolve("armv8")) and not tg.runs_here(tg.resolve("cortex-m4"))
+    with pytest.raises(xnorgen.errors.XnorgenError, match="does not run on this machine"):
+        xnorgen.build(xnorgen.load(random_network(tmp_path, "n", np.random.default_rng(0))), target="armv8")
+
+
+REQUIRED = {"x86-64", "x86-64-avx2", "x86-64-avx512", "armv8", "cortex-m4"}
+
+
+def test_every_target_is_complete_data():
+    targets = tg.all_targets()
+    assert REQUIRED <= set(targets)
+    templates = Path(str(resources.files("xnorgen.templates")))
+    for name in REQUIRED:
+        t = targets[name]
+        assert t.word_bits in (32, 64) and t.vector_bits % t.word_bits == 0, name
+        assert (templates / f"popcount_{t.popcount}.c.j2").exists(), name
+        assert {"load", "xor", "add", "branch", "fmul", "fadd"} <= set(t.costs), name
+        assert t.popcount == "swar" or "popcount" in t.costs, name
+        assert all(float(v) > 0 for v in t.costs.values()), name
+        text = (Path(str(resources.files("xnorgen.targets"))) / f"{name}.yaml").read_text()
+        costs_block = text[text.index("costs:"):] if "costs:" in text else ""
+        comments = text[:text.index("costs:")]
+        assert yaml.safe_load(text)["name"] == name
+        assert costs_block and any(s in comments for s in ("Source", "Agner", "Manual", "Guide")), \
+            f"{name}: the cost table must name its source"
+    assert targets["cortex-m4"].word_bits == 32 and targets["cortex-m4"].memory == {"flash_kib": 1024, "ram_kib": 192}
+    assert targets["armv8"].run[0] == "qemu-aarch64"
