@@ -238,6 +238,9 @@ def save_weights(path, weights: dict):
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; an .npz is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

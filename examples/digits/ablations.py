@@ -1,6 +1,6 @@
 """Rerun the accuracy table of examples/digits/README.md.
 
-    python examples/digits/ablations.py                     # 3 seeds, 20 epochs, prints the table
+    python examples/digits/ablations.py                     # 3 seeds, 12 epochs, prints the table
     python examples/digits/ablations.py --update-readme     # and rewrites the table in README.md
 
 Rows: the paper's Table 1 at small scale (float, BWN, XNOR-Net on the same CNN),
@@ -113,7 +113,7 @@ def table(rows, seeds, epochs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--update-readme", action="store_true", help="replace the table in examples/digits/README.md")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
