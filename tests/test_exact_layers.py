@@ -46,6 +46,8 @@ CASES = [
     (33, 3, 2, [4][0], [3, 5], 1, [1, 2], -1),   # kernel wider than the input, pad_value -1
     (5, 4, 4, 2, 3, 2, "valid", 1),
     (130, 4, 4, 3, [2, 3], [1, 2], [0, 1], 0),
+    (1, 1, 1, 1, 1, 1, [0, 2], 0),      # outputs whose window lies wholly in the padding
+    (3, 2, 1, 2, 1, 1, [2, 1], 1),
 ]
 
 

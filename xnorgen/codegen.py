@@ -16,7 +16,7 @@ import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .lowering import layer_consts
-from .plan import INPUT, OUTPUT, Plan, LayerPlan, is_alias, manifest
+from .plan import INPUT, OUTPUT, Plan, LayerPlan, filter_block, is_alias, manifest
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -71,8 +71,9 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
         k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,
                  has_alpha=layer.mode != "float" and layer.scale_weight)
         if layer.mode == "xnor":
-            k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"],
-                     TF=lp.tiling["tile_filters"], has_k=layer.scale_input)
+            fb = lp.tiling["filter_block"]
+            k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
+                     NB=lp.tiling["filter_blocks"], TB=lp.tiling["tile_filters"] // fb, has_k=layer.scale_input)
             args.append(_ptr(plan, lp.scratch["packed"], False, "xg_word_t"))
             if layer.scale_input:
                 args += [_ptr(plan, lp.scratch["amap"], False), _ptr(plan, lp.scratch["kmap"], False)]
@@ -82,6 +83,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
+                 NB=(lp.tiling or {}).get("filter_blocks", 0),
                  has_bias=layer.bias, has_alpha=layer.mode != "float" and layer.scale_weight,
                  has_k=layer.mode == "xnor" and layer.scale_input)
         if layer.mode == "xnor":
@@ -105,7 +107,7 @@ def _net_context(plan: Plan) -> dict:
             "output_size": plan.output_size, "arena_size": plan.arena_size,
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
-            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags)}
+            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t)}
 
 
 def render(plan: Plan) -> dict[str, str]:

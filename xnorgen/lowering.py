@@ -39,12 +39,15 @@ def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
                 bits = w.transpose(0, 2, 3, 1)            # [F, kh, kw, C]: channels packed per tap
             else:
                 bits = w.reshape(w.shape[0], -1)         # [F, C*kh*kw] or [units, in]
-            consts.append(Const("w", "word", pack_signs(bits, wb).reshape(-1)))
+            packed = pack_signs(bits, wb)
+            if layer.mode == "xnor":
+                consts.append(Const("w", "word", interleave_filters(packed, lp.tiling["filter_block"]).reshape(-1)))
+            else:
+                consts.append(Const("w", "word", packed.reshape(-1)))
             if layer.scale_weight:
                 consts.append(Const("alpha", "float", alpha(layer, w)))
             if isinstance(layer, Conv2d) and layer.mode == "xnor" and layer.pad_value != 0:
                 pad = pad_word_pattern(w.shape[1], layer.pad_value, wb)
-                packed = pack_signs(bits, wb)                     # [F, kh, kw, words]
                 consts.append(Const("padpop", "int", popcount(packed ^ pad).sum(axis=-1).reshape(-1)))
         if layer.bias:
             consts.append(Const("bias", "float", layer.params["bias"]))
@@ -54,6 +57,22 @@ def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
         consts.append(Const("scale", "float", scale))
         consts.append(Const("shift", "float", p["beta"] - p["mean"] * scale))
     return consts
+
+
+def interleave_filters(packed: np.ndarray, fb: int) -> np.ndarray:
+    """[F, ...] -> [ceil(F/FB), ..., FB]: FB consecutive filters' words side by side, zero past F."""
+    f = packed.shape[0]
+    nb = -(-f // fb)
+    padded = np.zeros((nb * fb,) + packed.shape[1:], dtype=packed.dtype)
+    padded[:f] = packed
+    blocked = padded.reshape((nb, fb) + packed.shape[1:])
+    return np.moveaxis(blocked, 1, -1)
+
+
+def deinterleave_filters(blocked: np.ndarray, f: int) -> np.ndarray:
+    """Inverse of interleave_filters: [NB, ..., FB] -> [F, ...]."""
+    x = np.moveaxis(blocked, -1, 1)
+    return x.reshape((-1,) + x.shape[2:])[:f]
 
 
 def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
@@ -74,8 +93,12 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
     if layer.mode == "float":
         return {"float32": f32, "packed": f32}
     if isinstance(layer, Conv2d) and layer.mode == "xnor":
-        words = n_out * prod(layer.kernel) * words_for(lp.in_shapes[0][0], target.word_bits)
+        fb = lp.tiling["filter_block"]
+        words = -(-n_out // fb) * fb * prod(layer.kernel) * words_for(lp.in_shapes[0][0], target.word_bits)
         padpop = 4 * n_out * prod(layer.kernel) if layer.pad_value != 0 else 0   # int32 per filter and tap
+    elif layer.mode == "xnor":
+        fb = lp.tiling["filter_block"]
+        words, padpop = -(-n_out // fb) * fb * words_for(fan_in, target.word_bits), 0
     else:
         words, padpop = n_out * words_for(fan_in, target.word_bits), 0
     packed = words * target.word_bytes + padpop + (4 * n_out if layer.scale_weight else 0) + bias

@@ -131,17 +131,32 @@ def _scratch(plan: Plan, lp: LayerPlan, role: str, nbytes: int):
     lp.scratch[role] = name
 
 
+def filter_block(target: Target) -> int:
+    """Filters computed together per input word: one vector of words (at least 4 for register reuse)."""
+    return max(4, target.vector_bits // target.word_bits)
+
+
 def plan_tiling(plan: Plan) -> Plan:
-    """Binary conv: a block of filters whose packed weights fit half of L1 is swept over all pixels."""
+    """Binary layers: filters (units) in register blocks of filter_block, whose weights are
+    interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector;
+    conv sweeps a tile of blocks whose packed weights fit half of L1 over all pixels."""
     l1 = plan.target.cache.get("l1d_bytes", 32768)
+    fb = filter_block(plan.target)
     for lp in plan.layers:
         layer = lp.layer
         if isinstance(layer, Conv2d) and layer.mode == "xnor":
             kh, kw = layer.kernel
             per_filter = kh * kw * lp.packing["words_per_pixel"] * plan.target.word_bytes
-            tile_f = max(1, min(layer.filters, (l1 // 2) // per_filter))
-            lp.tiling = {"tile_filters": tile_f, "weight_bytes_per_tile": tile_f * per_filter,
-                         "loop_order": "filter tile > out row > out col > filter > ky > kx > word"}
+            blocks = -(-layer.filters // fb)
+            tile_blocks = max(1, min(blocks, (l1 // 2) // (per_filter * fb)))
+            lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "tile_filters": tile_blocks * fb,
+                         "weight_bytes_per_tile": tile_blocks * fb * per_filter,
+                         "loop_order": "filter tile > out row > out col > filter block > ky > (kx, word) > filter in block"}
+            lp.packing["weight_layout"] = "[F/FB][KH][KW][words][FB], filters past F zero"
+        elif isinstance(layer, Dense) and layer.mode == "xnor":
+            lp.tiling = {"filter_block": fb, "filter_blocks": -(-layer.units // fb),
+                         "loop_order": "unit block > word > unit in block"}
+            lp.packing["weight_layout"] = "[U/FB][words][FB], units past U zero"
         elif isinstance(layer, (Conv2d, Dense)):
             lp.tiling = {"loop_order": "filter > out row > out col > channel > ky > kx"
                          if isinstance(layer, Conv2d) else "unit > input"}
