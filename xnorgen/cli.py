@@ -156,7 +156,13 @@ def targets():
         flag = " (host)" if t.name == host else (" (runs here)" if runs_here(t) else "")
         click.echo(f"{t.name}{flag}: {t.description}")
         click.echo(f"    cc {t.cc} {' '.join(t.cflags)}; {t.word_bits}-bit words, {t.vector_bits}-bit vectors, "
-                   f"popcount {t.popcount}; needs {', '.join(t.requires_cpu) or 'nothing'} on {'/'.join(t.arch)}")
+                   f"popcount {t.popcount}; " + (f"needs {', '.join(t.requires_cpu) or 'nothing'} on {'/'.join(t.arch)}"
+                                              if t.arch else "never runs natively"))
+        if t.run:
+            click.echo(f"    runs here through: {' '.join(t.run)}")
+        if t.memory:
+            click.echo(f"    part: {t.memory.get('flash_kib')} KiB flash, {t.memory.get('ram_kib')} KiB RAM "
+                       "(fit check in `compile`; --flash-kib/--ram-kib)")
 
 
 @main.command()
