@@ -120,7 +120,7 @@ def xnor_conv(lp, target, consts, x, run: bool):
         kmap, n2 = box_mean(amap, h, w, layer.kernel, layer.stride, layer.padding, (ho, wo), run)
         counts += n1 + n2
     taps, tap_rows = _taps_loop(layer, h, w, ho, wo)
-    tiles = -(-f // lp.tiling["tile_filters"])
+    tiles = lp.tiling["filter_blocks"]
     counts += loop(tiles) + scaled(ROW, ho * tiles) + loop(ho * tiles) + scaled(ROW, ho * wo * tiles) \
         + loop(ho * wo * tiles)
     counts += scaled(XNOR_WORD, f * taps * wpp)
@@ -141,7 +141,7 @@ def _xnor_core(lp, consts, packed, kmap):
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    wpp, tf = lp.packing["words_per_pixel"], lp.tiling["tile_filters"]
+    wpp, tf = lp.packing["words_per_pixel"], lp.tiling["filter_block"]
     wts = unblock(consts["w"], lp.tiling, f, (kh, kw, wpp))
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)

@@ -50,9 +50,12 @@ def test_flatten_is_a_view_and_residual_extends_lifetime(tmp_path):
 def test_packing_decisions(tmp_path):
     layers = [{"name": "x", "type": "conv2d", "mode": "xnor", "filters": 4, "kernel": 3}]
     net = xnorgen.load(write_net(tmp_path, "p", (130, 5, 5), layers), weights=False)
-    lp = plan_network(net, resolve("x86-64")).layers[0]
+    plan = plan_network(net, resolve("x86-64"))
+    lp = plan.layers[0]
     assert lp.packing["words_per_pixel"] == 3 and lp.packing["tail_bits"] == 2
-    assert set(lp.scratch) == {"packed", "amap", "kmap"}
+    assert set(lp.scratch) == {"kmap"}
+    st = plan.binarize[lp.binarize_in]
+    assert plan.buffers[st.packed].nbytes == 5 * 5 * 3 * 8 and plan.buffers[st.amap].nbytes == 5 * 5 * 4
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -73,6 +76,6 @@ def test_manifest_records_the_plan(tmp_path):
     assert m["arena_size"] == plan.arena_size
     assert f"#define M_ARENA_SIZE {plan.arena_size}" in files["m.h"]
     conv = next(lay for lay in m["layers"] if lay["name"] == "b2")
-    assert conv["packing"]["word_bits"] == 64 and conv["tiling"]["tile_filters"] >= 1
+    assert conv["packing"]["word_bits"] == 64 and conv["tiling"]["filter_block"] >= 4
     assert conv["predicted"]["cycles"] > 0
     assert conv["weight_bytes"]["packed"] < conv["weight_bytes"]["float32"]

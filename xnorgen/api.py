@@ -18,11 +18,12 @@ def load(path, weights: bool = True) -> Network:
     return net
 
 
-def build(net: Network | str, target: str = "host") -> CompiledNetwork:
-    """Compile for a target this machine runs, load with cffi, return a callable."""
+def build(net: Network | str, target: str = "host", fuse: bool = True) -> CompiledNetwork:
+    """Compile for a target this machine runs, load with cffi, return a callable.
+    fuse=False turns off the batchnorm/binarize fusions (a debugging switch; same numbers)."""
     if not isinstance(net, Network):
         net = load(net)
-    plan, files = compile_network(net, target)
+    plan, files = compile_network(net, target, fuse=fuse)
     return CompiledNetwork(plan, files, load_module(net.name, files, plan.target))
 
 

@@ -58,25 +58,61 @@ def _window(k: dict, layer, in_shape, out_shape):
              SH=layer.stride[0], SW=layer.stride[1], PH=layer.padding[0], PW=layer.padding[1])
 
 
+def stage_context(st, plan: Plan) -> dict:
+    """A standalone binarize stage (fusion.Binarize) as a kernel."""
+    net, idents = plan.net, {lp.layer.name: lp.ident for lp in plan.layers}
+    ident = idents.get(st.tensor, "input")
+    k = {"template": "kernel_binarize.c.j2", "name": st.name, "fn": f"{net.name}_binarize_{ident}",
+         "tensor": st.tensor, "C": st.channels, "HW": st.hw, "WPP": st.words_per_pixel, "has_a": st.needs_amap,
+         "bn": st.bn, "bn_sym": f"{net.name}_{idents[st.bn]}" if st.bn else None}
+    args = [_ptr(plan, plan.storage[st.source], True), _ptr(plan, st.packed, False, "xg_word_t")]
+    if st.needs_amap:
+        args.append(_ptr(plan, st.amap, False))
+    k["call"] = f"{k['fn']}({', '.join(args)})"
+    return k
+
+
+def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
+    """Context and arguments of an xnor conv: it reads its stage's packed words (and A), and
+    writes floats or, with an epilogue stage, the packed words (and A) of the next layer."""
+    layer, fb = lp.layer, lp.tiling["filter_block"]
+    st = plan.binarize[lp.binarize_in]
+    k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
+             NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None)
+    args = [_ptr(plan, st.packed, True, "xg_word_t")]
+    if layer.scale_input:
+        args += [_ptr(plan, st.amap, True), _ptr(plan, lp.scratch["kmap"], False)]
+    if lp.binarize_out:
+        out = plan.binarize[lp.binarize_out]
+        bn_ident = next(p.ident for p in plan.layers if p.layer.name == out.bn)
+        k["out_stage"] = {"stage": out.name, "bn": out.bn, "bn_sym": f"{plan.net.name}_{bn_ident}",
+                          "WPP": out.words_per_pixel, "has_a": out.needs_amap}
+        args.append(_ptr(plan, out.packed, False, "xg_word_t"))
+        if out.needs_amap:
+            args.append(_ptr(plan, out.amap, False))
+    else:
+        args.append(_ptr(plan, lp.output, False))
+    return args
+
+
 def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
-    """Everything one kernel template needs, or None for a layer with no code (a flatten view)."""
+    """Everything one kernel template needs, or None for a layer with no code (a flatten view,
+    a batchnorm folded into a binarize stage)."""
     layer, net = lp.layer, plan.net
-    if is_alias(layer, net):
+    if is_alias(layer, net) or lp.folded_into:
         return None
     sym = f"{net.name}_{lp.ident}"
     k = {"name": layer.name, "fn": f"{net.name}_layer_{lp.ident}", "sym": sym, "mode": getattr(layer, "mode", None)}
-    args = [_ptr(plan, key, True) for key in lp.inputs] + [_ptr(plan, lp.output, False)]
+    if isinstance(layer, Conv2d) and layer.mode == "xnor":    # reads packed words, not its float input
+        args = []
+    else:
+        args = [_ptr(plan, key, True) for key in lp.inputs] + [_ptr(plan, lp.output, False)]
     if isinstance(layer, Conv2d):
         _window(k, layer, lp.in_shapes[0], lp.out_shape)
         k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,
                  has_alpha=layer.mode != "float" and layer.scale_weight)
         if layer.mode == "xnor":
-            fb = lp.tiling["filter_block"]
-            k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
-                     NB=lp.tiling["filter_blocks"], TB=lp.tiling["tile_filters"] // fb, has_k=layer.scale_input)
-            args.append(_ptr(plan, lp.scratch["packed"], False, "xg_word_t"))
-            if layer.scale_input:
-                args += [_ptr(plan, lp.scratch["amap"], False), _ptr(plan, lp.scratch["kmap"], False)]
+            args = _xnor_conv(k, lp, plan)
         else:
             wb = plan.target.word_bits
             k.update(template="kernel_conv2d_real.c.j2", WPF=-(-k["C"] * k["KH"] * k["KW"] // wb))
@@ -121,7 +157,12 @@ def render(plan: Plan) -> dict[str, str]:
                            "ctype": {"word": net["word_t"], "int": "int32_t", "float": "float"}[c.kind],
                            "comment": f"layer {lp.layer.name}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
-    kernels = [k for k in (kernel_context(lp, plan) for lp in plan.layers) if k is not None]
+    kernels = []
+    for lp in plan.layers:
+        kernels += [stage_context(plan.binarize[name], plan) for name in lp.stages_before]
+        k = kernel_context(lp, plan)
+        if k is not None:
+            kernels.append(k)
     name = plan.net.name
     return {
         f"{name}.h": _ENV.get_template("header.h.j2").render(net=net),

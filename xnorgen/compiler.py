@@ -15,10 +15,11 @@ from .plan import Plan, plan_network
 from .target import Target, resolve
 
 
-def compile_network(net: Network, target: str | Target = "host") -> tuple[Plan, dict[str, str]]:
-    """Plan and render a network with weights; returns the plan and {file name: text}."""
+def compile_network(net: Network, target: str | Target = "host", fuse: bool = True) -> tuple[Plan, dict[str, str]]:
+    """Plan and render a network with weights; returns the plan and {file name: text}.
+    fuse=False disables the batchnorm/binarize fusions (same numbers, more memory traffic)."""
     t = resolve(target) if isinstance(target, str) else target
-    plan = plan_network(net, t, predict=predict)
+    plan = plan_network(net, t, predict=predict, fuse=fuse)
     return plan, codegen.render(plan)
 
 

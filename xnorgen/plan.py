@@ -17,9 +17,11 @@ from .graph import Network
 from .naming import unique_c_idents
 from .packing import words_for
 from .target import Target
+from .fusion import plan_binarize, stage_reads
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
+ELIDED = "@elided"                       # a tensor fused away (only its packed signs exist)
 
 
 def align_up(n: int, a: int = ALIGN) -> int:
@@ -49,6 +51,10 @@ class LayerPlan:
     packing: dict | None = None
     tiling: dict | None = None
     predicted: dict | None = None
+    binarize_in: str | None = None      # xnor conv: the stage whose packed words it reads
+    binarize_out: str | None = None     # producer: the stage its epilogue writes instead of floats
+    stages_before: list[str] = field(default_factory=list)   # stages run just before this kernel
+    folded_into: str | None = None      # batchnorm folded into a stage: no kernel of its own
 
     @property
     def binary_input(self) -> bool:
@@ -62,6 +68,8 @@ class Plan:
     layers: list[LayerPlan]
     storage: dict[str, str] = field(default_factory=dict)   # tensor name -> storage key
     buffers: dict[str, Buffer] = field(default_factory=dict)
+    binarize: dict = field(default_factory=dict)            # stage name -> fusion.Binarize
+    elided: set = field(default_factory=set)                # tensors never materialized
     arena_size: int | None = None
 
     @property
@@ -86,6 +94,8 @@ def assign_storage(plan: Plan) -> Plan:
         name = lp.layer.name
         if name == net.output:
             plan.storage[name] = OUTPUT
+        elif name in plan.elided:
+            plan.storage[name] = ELIDED
         elif is_alias(lp.layer, net):
             plan.storage[name] = plan.storage[lp.layer.inputs[0]]
         else:
@@ -93,29 +103,38 @@ def assign_storage(plan: Plan) -> Plan:
             plan.buffers[name] = Buffer(name, 4 * prod(lp.out_shape), lp.step, lp.step)
         lp.inputs = [plan.storage[s] for s in lp.layer.inputs]
         lp.output = plan.storage[name]
-    for lp in plan.layers:              # a buffer lives until its last reader (through aliases)
-        for key in lp.inputs:
-            if key in plan.buffers:
-                plan.buffers[key].last = max(plan.buffers[key].last, lp.step)
+    reads = [(key, lp.step) for lp in plan.layers for key in lp.inputs]
+    reads += [(plan.storage[t], step) for t, step in stage_reads(plan)]
+    for key, step in reads:             # a buffer lives until its last reader (through aliases)
+        if key in plan.buffers:
+            plan.buffers[key].last = max(plan.buffers[key].last, step)
     return plan
 
 
 def plan_packing(plan: Plan) -> Plan:
-    """For xnor layers: words per pixel (channels packed, HWC order), tail bits, scratch buffers."""
+    """Binarize stages: HWC-packed words (channels along the bits) and A, live from the step that
+    writes them to their last reader. xnor convs: K scratch. xnor dense: its own flat packing."""
     wb, wbytes = plan.target.word_bits, plan.target.word_bytes
+    steps = {lp.layer.name: lp.step for lp in plan.layers}
+    for st in plan.binarize.values():
+        st.words_per_pixel = words_for(st.channels, wb)
+        first, last = steps[st.runs_in], max(steps[r] for r in st.readers)
+        st.packed = f"{st.name}#packed"
+        plan.buffers[st.packed] = Buffer(st.packed, st.hw * st.words_per_pixel * wbytes, first, last)
+        if st.needs_amap:
+            st.amap = f"{st.name}#amap"
+            plan.buffers[st.amap] = Buffer(st.amap, 4 * st.hw, first, last)
     for lp in plan.layers:
         if not lp.binary_input:
             continue
         shape = lp.in_shapes[0]
         if isinstance(lp.layer, Conv2d):
-            c, h, w = shape
-            wpp = words_for(c, wb)
+            st = plan.binarize[lp.binarize_in]
             lp.packing = {"layout": "HWC, channels packed", "word_bits": wb, "packed_axis": "channels",
-                          "bits": c, "words_per_pixel": wpp, "tail_bits": c % wb,
-                          "pad_value": lp.layer.pad_value}
-            _scratch(plan, lp, "packed", h * w * wpp * wbytes)
+                          "bits": st.channels, "words_per_pixel": st.words_per_pixel,
+                          "tail_bits": st.channels % wb, "pad_value": lp.layer.pad_value,
+                          "binarize_stage": st.name}
             if lp.layer.scale_input:
-                _scratch(plan, lp, "amap", 4 * h * w)
                 _scratch(plan, lp, "kmap", 4 * lp.out_shape[1] * lp.out_shape[2])
         else:
             n = prod(shape)
@@ -138,9 +157,8 @@ def filter_block(target: Target) -> int:
 
 def plan_tiling(plan: Plan) -> Plan:
     """Binary layers: filters (units) in register blocks of filter_block, whose weights are
-    interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector;
-    conv sweeps a tile of blocks whose packed weights fit half of L1 over all pixels."""
-    l1 = plan.target.cache.get("l1d_bytes", 32768)
+    interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
+    sweeps every pixel with one block's weights (kh*kw*words*FB words, a few KiB) held in L1."""
     fb = filter_block(plan.target)
     for lp in plan.layers:
         layer = lp.layer
@@ -148,10 +166,9 @@ def plan_tiling(plan: Plan) -> Plan:
             kh, kw = layer.kernel
             per_filter = kh * kw * lp.packing["words_per_pixel"] * plan.target.word_bytes
             blocks = -(-layer.filters // fb)
-            tile_blocks = max(1, min(blocks, (l1 // 2) // (per_filter * fb)))
-            lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "tile_filters": tile_blocks * fb,
-                         "weight_bytes_per_tile": tile_blocks * fb * per_filter,
-                         "loop_order": "filter tile > out row > out col > filter block > ky > (kx, word) > filter in block"}
+            lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "weight_bytes_per_block": fb * per_filter,
+                         "loop_order": "filter block > out row > out col > ky > (kx, word) > filter in block",
+                         "interior_run_words": kw * lp.packing["words_per_pixel"]}
             lp.packing["weight_layout"] = "[F/FB][KH][KW][words][FB], filters past F zero"
         elif isinstance(layer, Dense) and layer.mode == "xnor":
             lp.tiling = {"filter_block": fb, "filter_blocks": -(-layer.units // fb),
@@ -179,12 +196,13 @@ def plan_arena(plan: Plan) -> Plan:
     return plan
 
 
-def plan_network(net: Network, target: Target, predict=None) -> Plan:
-    """Run every planning pass; `predict(plan)` (the simulator's cost model) fills LayerPlan.predicted."""
+def plan_network(net: Network, target: Target, predict=None, fuse: bool = True) -> Plan:
+    """Run every planning pass; `predict(plan)` (the simulator's cost model) fills LayerPlan.predicted.
+    fuse=False keeps every batchnorm and float tensor (each binarize stage runs standalone)."""
     idents = unique_c_idents([layer.name for layer in net.layers])
     layers = [LayerPlan(layer, i, idents[layer.name], [net.shapes[s] for s in layer.inputs], net.shapes[layer.name])
               for i, layer in enumerate(net.layers)]
-    plan = Plan(net, target, layers)
+    plan = plan_binarize(Plan(net, target, layers), fuse)
     for p in (assign_storage, plan_packing, plan_tiling, plan_arena):
         plan = p(plan)
     if predict is not None:
@@ -204,7 +222,7 @@ def manifest(plan: Plan) -> dict:
     bufs = plan.buffers
 
     def where(key):
-        if key in (INPUT, OUTPUT):
+        if key in (INPUT, OUTPUT, ELIDED):
             return {"storage": key[1:]}
         return {"storage": "arena", "buffer": key, "offset": bufs[key].offset, "bytes": bufs[key].nbytes}
 
@@ -220,6 +238,8 @@ def manifest(plan: Plan) -> dict:
             "scratch": {r: where(b) for r, b in lp.scratch.items()},
             "packing": lp.packing, "tiling": lp.tiling, "weight_bytes": weight_bytes(lp, plan.target),
             "predicted": lp.predicted,
+            "fusion": {"binarize_in": lp.binarize_in, "binarize_out": lp.binarize_out,
+                       "stages_before": lp.stages_before, "folded_into": lp.folded_into},
         })
     return {
         "name": plan.net.name, "target": plan.target.name, "word_bits": plan.target.word_bits,
@@ -230,4 +250,9 @@ def manifest(plan: Plan) -> dict:
         "buffers": [{"name": b.name, "offset": b.offset, "bytes": b.nbytes, "live": [b.first, b.last]}
                     for b in sorted(bufs.values(), key=lambda b: (b.offset, b.name))],
         "layers": layers,
+        "binarize_stages": [{"name": st.name, "tensor": st.tensor, "reads": st.source, "batchnorm": st.bn,
+                             "readers": st.readers, "runs_in": st.runs_in, "in_epilogue": st.in_epilogue,
+                             "words_per_pixel": st.words_per_pixel, "packed": where(st.packed),
+                             "amap": where(st.amap) if st.amap else None} for st in plan.binarize.values()],
+        "elided_tensors": sorted(plan.elided),
     }

@@ -1,0 +1,191 @@
+"""Benchmark: generated XNOR code vs onnxruntime fp32 vs numpy float, in one process, interleaved.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench.py [--target host] [--reps 30] [--only L1,FC]
+
+Layers of the fast-kernels issue (batch 1, one thread): L1 c=256 14x14 3x3 256 filters pad 1;
+L2 c=64 56x56 3x3 64 filters; L3 c=512 7x7 3x3 512 filters; FC dense 4096->4096; and a
+ResNet-18-shaped XNOR network (examples/resnet18.yaml: first and last layers float) against
+its float twin in onnxruntime. The xnorgen timings include binarizing and packing the float
+input and computing K, i.e. the whole layer as the network runs it.
+Prints a markdown table: median ms, GMAC/s, binary MACs per cycle at the measured clock,
+and ratios vs onnxruntime. onnxruntime is optional (pip install onnxruntime onnx).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+import xnorgen  # noqa: E402
+from netgen import write_net  # noqa: E402
+from clock import measure_clock_ghz  # noqa: E402
+
+LAYERS = {
+    "L1": dict(c=256, h=14, w=14, f=256, k=3, pad=1),
+    "L2": dict(c=64, h=56, w=56, f=64, k=3, pad=1),
+    "L3": dict(c=512, h=7, w=7, f=512, k=3, pad=1),
+}
+
+
+def xnor_conv_net(tmp, name, c, h, w, f, k, pad):
+    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": k, "padding": pad}
+    return xnorgen.load(write_net(tmp, name, (c, h, w), [layer], np.random.default_rng(1)))
+
+
+def xnor_dense_net(tmp, n_in, n_out):
+    layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": n_out}
+    return xnorgen.load(write_net(tmp, "fc", (n_in,), [layer], np.random.default_rng(2)))
+
+
+def resnet18_net(tmp):
+    """examples/resnet18.yaml with seeded random weights."""
+    import shutil
+    src = HERE.parent / "examples" / "resnet18.yaml"
+    dst = Path(tmp) / "resnet18.yaml"
+    shutil.copy(src, dst)
+    text = dst.read_text()
+    if "weights:" not in text:
+        dst.write_text(text.replace("layers:", "weights: resnet18.npz\nlayers:", 1))
+    from xnorgen.graph import expected_params
+    net = xnorgen.load(dst, weights=False)
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for layer in net.layers:
+        for p, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
+            a = rng.uniform(0.5, 2, shape) if p == "var" else rng.standard_normal(shape) * 0.1
+            arrays[f"{layer.name}.{p}"] = a.astype(np.float32)
+    np.savez(Path(tmp) / "resnet18.npz", **arrays)
+    return xnorgen.load(dst)
+
+
+def numpy_conv(x, wt, pad):
+    from numpy.lib.stride_tricks import sliding_window_view
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    win = sliding_window_view(xp, wt.shape[2:], axis=(1, 2))          # [C, H, W, k, k]
+    cols = win.transpose(1, 2, 0, 3, 4).reshape(-1, wt.shape[1] * wt.shape[2] * wt.shape[3])
+    return wt.reshape(wt.shape[0], -1) @ cols.T
+
+
+def interleaved_medians(fns: dict, reps: int) -> dict:
+    """Run every candidate once per round, `reps` rounds; median seconds per candidate."""
+    for fn in fns.values():
+        fn()                                   # warm-up
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def candidates(net, macs_shape, target):
+    """{label: zero-arg callable} for xnorgen, onnxruntime and numpy on one benchmark item."""
+    kind, spec = macs_shape
+    lib = xnorgen.build(net, target)
+    x = np.random.default_rng(0).standard_normal(net.input_shape).astype(np.float32)
+    out = np.empty(net.output_shape, np.float32)
+    fns = {"xnorgen": lib.bind(x, out)}
+    try:
+        import onnx_models
+        if kind == "conv":
+            sess = onnx_models.conv_session(spec["c"], spec["h"], spec["w"], spec["f"], spec["k"], spec["pad"])
+        elif kind == "dense":
+            sess = onnx_models.dense_session(*spec)
+        else:
+            sess = onnx_models.network_session(net)
+        feed = {sess.get_inputs()[0].name: x.reshape(1, *x.shape) if kind != "dense" else x.reshape(1, -1)}
+        fns["onnxruntime"] = lambda: sess.run(None, feed)
+    except ImportError:
+        pass
+    if kind == "conv":
+        wt = np.random.default_rng(0).standard_normal((spec["f"], spec["c"], spec["k"], spec["k"])).astype(np.float32)
+        fns["numpy"] = lambda: numpy_conv(x, wt, spec["pad"])
+    elif kind == "dense":
+        wt = np.random.default_rng(0).standard_normal((spec[1], spec[0])).astype(np.float32)
+        fns["numpy"] = lambda: wt @ x
+    return lib, fns
+
+
+def macs_of(net):
+    """Multiply-accumulates of conv/dense layers (binary ones count as binary MACs)."""
+    from math import prod
+    total = binary = 0
+    for layer in net.layers:
+        if layer.type == "conv2d":
+            m = prod(net.shapes[layer.name]) * net.shapes[layer.inputs[0]][0] * prod(layer.kernel)
+        elif layer.type == "dense":
+            m = layer.units * prod(net.shapes[layer.inputs[0]])
+        else:
+            continue
+        total += m
+        binary += m if layer.mode == "xnor" else 0
+    return total, binary
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="xnorgen layer benchmarks")
+    ap.add_argument("--target", default="host")
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--only", default="L1,L2,L3,FC,ResNet18")
+    args = ap.parse_args(argv)
+    ghz = measure_clock_ghz()
+    from xnorgen.target import resolve
+    t = resolve(args.target)
+    print(f"target {t.name}; measured clock {ghz:.2f} GHz; {args.reps} interleaved rounds, medians\n")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        items = []
+        for name, spec in LAYERS.items():
+            items.append((name, lambda s=spec, n=name: xnor_conv_net(tmp, n, **s), ("conv", spec)))
+        items.append(("FC", lambda: xnor_dense_net(tmp, 4096, 4096), ("dense", (4096, 4096))))
+        items.append(("ResNet18", lambda: resnet18_net(tmp), ("net", None)))
+        for name, make, shape in items:
+            if name not in args.only.split(","):
+                continue
+            net = make()
+            lib, fns = candidates(net, shape, t.name)
+            med = interleaved_medians(fns, args.reps if name != "ResNet18" else max(5, args.reps // 3))
+            total, binary = macs_of(net)
+            sim = None
+            if hasattr(xnorgen, "simulate"):
+                try:
+                    rep = xnorgen.simulate(net, target=t.name, report="cycles")
+                    sim = rep.get("total", {}).get("cycles") if isinstance(rep, dict) else None
+                except Exception:          # the simulator is optional here
+                    sim = None
+            rows.append((name, med, total, binary, sim))
+            print_row(name, med, total, binary, ghz, sim)
+    return rows
+
+
+def print_row(name, med, total, binary, ghz, sim):
+    xg = med["xnorgen"]
+    ort = med.get("onnxruntime")
+    npy = med.get("numpy")
+    cycles = xg * ghz * 1e9
+    cols = [name, f"{xg * 1e3:.3f}", f"{ort * 1e3:.3f}" if ort else "-", f"{npy * 1e3:.3f}" if npy else "-",
+            f"{ort / xg:.1f}x" if ort else "-", f"{total / xg / 1e9:.1f}", f"{binary / cycles:.0f}",
+            f"{sim:,.0f}" if sim else "-", f"{cycles:,.0f}"]
+    if not hasattr(print_row, "header"):
+        print("| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | GMAC/s | "
+              "binary MACs/cycle | predicted cycles | measured cycles |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print_row.header = True
+    print("| " + " | ".join(cols) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

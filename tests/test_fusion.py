@@ -1,0 +1,66 @@
+"""Fusion keeps activations packed between binary layers without changing a single number:
+the fused library equals the unfused one bit for bit, and both match the golden model."""
+import numpy as np
+import pytest
+
+import xnorgen
+from netgen import random_input, random_network, write_net
+from xnorgen.plan import plan_network
+from xnorgen.target import resolve
+
+
+def resnet_block_net(tmp_path, c, pad_value=0, scale_input=True, gamma_signs=None):
+    """bn_a feeds two xnor convs (shared stage); conv1 -> bn_b -> conv2 stays packed (epilogue)."""
+    xn = dict(type="conv2d", mode="xnor", kernel=3, padding=1, pad_value=pad_value, scale_input=scale_input)
+    layers = [{"name": "bn_a", "type": "batchnorm"},
+              {"name": "conv1", "filters": c, **xn, "bias": True},
+              {"name": "bn_b", "type": "batchnorm"},
+              {"name": "conv2", "filters": c, **xn},
+              {"name": "down", "type": "conv2d", "mode": "xnor", "filters": c, "kernel": 1, "inputs": ["bn_a"]},
+              {"name": "sum", "type": "add", "inputs": ["conv2", "down"]}]
+    rng = np.random.default_rng(c)
+    params = {}
+    if gamma_signs is not None:                         # gamma < 0 and gamma = 0 must stay exact
+        g = rng.uniform(0.5, 1.5, c) * np.resize(np.array(gamma_signs, float), c)
+        params["bn_b.gamma"] = g.astype(np.float32)
+    return xnorgen.load(write_net(tmp_path, f"blk{c}", (c, 6, 7), layers, rng, params=params))
+
+
+@pytest.mark.parametrize("c,pad_value,scale_input,gammas", [
+    (64, 0, True, None), (65, 1, True, [1, -1, 0]), (33, -1, False, [-1, 0]), (130, 0, True, [0, 1, -1])])
+def test_fused_equals_unfused_bit_for_bit(tmp_path, c, pad_value, scale_input, gammas):
+    net = resnet_block_net(tmp_path, c, pad_value, scale_input, gammas)
+    x = random_input(net, np.random.default_rng(1), batch=3)
+    fused, unfused = xnorgen.build(net, fuse=True)(x), xnorgen.build(net, fuse=False)(x)
+    assert np.array_equal(fused, unfused)
+    want = xnorgen.reference(net, x)
+    assert np.abs(fused - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_fusion_decisions_and_memory(tmp_path):
+    net = resnet_block_net(tmp_path, 64)
+    t = resolve("x86-64")
+    fused, plain = plan_network(net, t), plan_network(net, t, fuse=False)
+    assert fused.elided == {"bn_a", "bn_b", "conv1"}
+    stages = {st.tensor: st for st in fused.binarize.values()}
+    assert stages["bn_a"].readers == ["conv1", "down"] and not stages["bn_a"].in_epilogue
+    assert stages["bn_b"].in_epilogue and stages["bn_b"].runs_in == "conv1"
+    assert fused.arena_size < plain.arena_size
+    assert not plain.elided and all(st.bn is None for st in plain.binarize.values())
+
+
+def test_batchnorm_read_elsewhere_is_not_folded(tmp_path):
+    layers = [{"name": "bn", "type": "batchnorm"},
+              {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 4, "kernel": 3},
+              {"name": "gap", "type": "avgpool", "global": True, "inputs": ["bn"]},
+              {"name": "cat", "type": "add", "inputs": ["gap", "gap"]}]
+    net = xnorgen.load(write_net(tmp_path, "keep", (5, 5, 5), layers), weights=False)
+    plan = plan_network(net, resolve("x86-64"))
+    assert "bn" not in plan.elided
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_networks_fused_equal_unfused(tmp_path, seed):
+    net = xnorgen.load(random_network(tmp_path, f"f{seed}", np.random.default_rng(seed + 50), output="fc"))
+    x = random_input(net, np.random.default_rng(seed), batch=2)
+    assert np.array_equal(xnorgen.build(net)(x), xnorgen.build(net, fuse=False)(x))

@@ -1,0 +1,86 @@
+"""Plan pass: binarization stages, and the fusions that keep activations bit-packed.
+
+Every float tensor T read by xnor convolutions gets one Binarize stage that writes sign(T)
+as HWC-packed words (and A = mean_c |T| if a reader needs K), shared by all those readers.
+Where it runs:
+- If T is a batchnorm's output read only by xnor convolutions, the batchnorm is folded
+  into the stage (y = x * scale + shift per channel, as the batchnorm kernel computes it),
+  so T never exists in memory.
+- If, further, the batchnorm's input comes from an xnor convolution read only by that
+  batchnorm, the stage runs in that convolution's epilogue: its float output never exists
+  either, and activations stay packed from one binary layer to the next.
+- Otherwise the stage runs just before its first reader.
+Fusion changes no number: the same float32 operations in the same order (tests hold the
+fused library bit-identical to the unfused one).
+
+Needs: LayerPlans with steps (plan_network). Guarantees: Plan.binarize holds every stage;
+Plan.elided the tensors that are never materialized; LayerPlan.binarize_in/_out,
+stages_before and folded_into say which layer runs what.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from .description import BatchNorm, Conv2d
+
+
+@dataclass
+class Binarize:
+    name: str
+    tensor: str                 # the float tensor whose signs the readers see
+    source: str                 # the tensor actually read (a folded batchnorm's input, else tensor)
+    bn: str | None              # batchnorm folded into the stage
+    readers: list[str]
+    needs_amap: bool
+    runs_in: str                # layer whose step runs the stage
+    in_epilogue: bool           # True: runs_in is the producer and packs in its output stage
+    channels: int
+    hw: int
+    packed: str = ""            # buffer names, set by plan_packing
+    amap: str | None = None
+    words_per_pixel: int = 0
+
+
+def is_xnor_conv(layer) -> bool:
+    return isinstance(layer, Conv2d) and layer.mode == "xnor"
+
+
+def plan_binarize(plan, fuse: bool = True):
+    """Create one stage per tensor read by xnor convolutions; fold batchnorms and producer epilogues if fuse."""
+    net = plan.net
+    by_name = {lp.layer.name: lp for lp in plan.layers}
+    readers: dict[str, list] = {}
+    for lp in plan.layers:
+        for src in lp.layer.inputs:
+            readers.setdefault(src, []).append(lp)
+    for tensor, rs in readers.items():
+        xconvs = [lp for lp in rs if is_xnor_conv(lp.layer)]
+        if not xconvs:
+            continue
+        shape = net.shapes[tensor]
+        st = Binarize(f"bin_{tensor}", tensor, tensor, None, [lp.layer.name for lp in xconvs],
+                      any(lp.layer.scale_input for lp in xconvs), xconvs[0].layer.name, False,
+                      shape[0], prod(shape[1:]))
+        bn = by_name.get(tensor)
+        if fuse and bn is not None and isinstance(bn.layer, BatchNorm) and len(xconvs) == len(rs):
+            st.bn, st.source = tensor, bn.layer.inputs[0]
+            plan.elided.add(tensor)
+            bn.folded_into = st.name
+            prod_lp = by_name.get(st.source)
+            if prod_lp is not None and is_xnor_conv(prod_lp.layer) and len(readers[st.source]) == 1:
+                st.runs_in, st.in_epilogue = prod_lp.layer.name, True
+                plan.elided.add(st.source)
+                prod_lp.binarize_out = st.name
+        if not st.in_epilogue:
+            by_name[st.runs_in].stages_before.append(st.name)
+        for lp in xconvs:
+            lp.binarize_in = st.name
+        plan.binarize[st.name] = st
+    return plan
+
+
+def stage_reads(plan) -> list[tuple[str, int]]:
+    """(tensor, step) pairs: standalone stages read their source at their reader's step."""
+    steps = {lp.layer.name: lp.step for lp in plan.layers}
+    return [(st.source, steps[st.runs_in]) for st in plan.binarize.values() if not st.in_epilogue]
