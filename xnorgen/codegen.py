@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense, Pool
-from .lowering import layer_consts
+from .lowering import layer_consts, mask_bytes
 from .plan import INPUT, OUTPUT, Plan, LayerPlan, filter_block, is_alias, manifest
 
 _ENV = jinja2.Environment(
@@ -34,8 +34,8 @@ def _c_array_body(c, word_bits: int) -> str:
         suffix = "ULL" if word_bits == 64 else "u"
         items = [f"0x{int(v):0{hexw}x}{suffix}" for v in c.values]
         per_line = 4 if word_bits == 64 else 6
-    elif c.kind == "int":
-        items, per_line = [str(int(v)) for v in c.values], 12
+    elif c.kind in ("int", "mask"):
+        items, per_line = [str(int(v)) + ("u" if c.kind == "mask" else "") for v in c.values], 12
     else:
         items = [_c_float(v) for v in c.values]
         per_line = 6
@@ -114,8 +114,8 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
         if layer.mode == "xnor":
             args = _xnor_conv(k, lp, plan)
         else:
-            wb = plan.target.word_bits
-            k.update(template="kernel_conv2d_real.c.j2", WPF=-(-k["C"] * k["KH"] * k["KW"] // wb))
+            k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
+                     NB=lp.tiling["filter_blocks"])
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
@@ -154,7 +154,8 @@ def render(plan: Plan) -> dict[str, str]:
     for lp in plan.layers:
         for c in layer_consts(lp, plan.target):
             consts.append({"symbol": f"{plan.net.name}_{lp.ident}_{c.suffix}", "length": len(c.values),
-                           "ctype": {"word": net["word_t"], "int": "int32_t", "float": "float"}[c.kind],
+                           "ctype": {"word": net["word_t"], "int": "int32_t", "float": "float",
+                                     "mask": f"uint{8 * mask_bytes(plan.target)}_t"}[c.kind],
                            "comment": f"layer {lp.layer.name}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
     kernels = []

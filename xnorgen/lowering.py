@@ -2,8 +2,9 @@
 
 Needs: a Plan (plan.plan_network) whose layers carry params (weights.attach_weights).
 Guarantees: binary weights bit-packed with packing.pack_signs in the layout the
-kernel templates index (xnor conv: [F][kh][kw][words]; bwn conv: [F][words of
-C*kh*kw bits]; dense: [units][words]); α, bias and folded batchnorm as float32.
+kernel templates index (xnor conv: [F/FB][kh][kw][words][FB]; xnor dense:
+[U/FB][words][FB]; bwn conv: [F/FB][C*kh*kw] masks of FB sign bits; float conv:
+[F/FB][C*kh*kw][FB]; bwn dense: [units][words]); α, bias and folded batchnorm as float32.
 The scales come from reference.alpha: the golden model is the one definition.
 """
 from __future__ import annotations
@@ -23,8 +24,27 @@ from .target import Target
 @dataclass
 class Const:
     suffix: str          # symbol is <net>_<layer ident>_<suffix>
-    kind: str            # "word" (packed bits), "float" or "int" (int32)
+    kind: str            # "word" (packed bits), "float", "int" (int32) or "mask" (FB sign bits)
     values: np.ndarray   # 1-D
+
+    def itemsize(self, target: Target) -> int:
+        return {"word": target.word_bytes, "float": 4, "int": 4}.get(self.kind) or mask_bytes(target)
+
+
+def mask_bytes(target: Target) -> int:
+    """Bytes of one bwn sign mask: the float filter block's bits, in the smallest C integer."""
+    from .plan import float_filter_block
+    return max(1, float_filter_block(target) // 8)
+
+
+def _real_conv_weights(layer, w, fb) -> list[Const]:
+    """float conv: weights [F/FB][C*kh*kw][FB]; bwn conv: one FB-bit sign mask per (block, tap)."""
+    flat = w.reshape(w.shape[0], -1)
+    if layer.mode == "float":
+        return [Const("w", "float", interleave_filters(flat, fb).reshape(-1))]
+    neg = interleave_filters((flat < 0).astype(np.uint64), fb)            # [NB, C*kh*kw, FB]
+    masks = (neg << np.arange(fb, dtype=np.uint64)).sum(axis=-1, dtype=np.uint64)
+    return [Const("w", "mask", masks.reshape(-1))]
 
 
 def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
@@ -32,23 +52,21 @@ def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
     consts = []
     if isinstance(layer, (Conv2d, Dense)):
         w = layer.params["weight"]
-        if layer.mode == "float":
+        if isinstance(layer, Conv2d) and layer.mode != "xnor":
+            consts += _real_conv_weights(layer, w, lp.tiling["filter_block"])
+        elif layer.mode == "float":
             consts.append(Const("w", "float", w.reshape(-1)))
+        elif layer.mode == "bwn":                           # dense: [units][words of in bits]
+            consts.append(Const("w", "word", pack_signs(w, wb).reshape(-1)))
         else:
-            if isinstance(layer, Conv2d) and layer.mode == "xnor":
-                bits = w.transpose(0, 2, 3, 1)            # [F, kh, kw, C]: channels packed per tap
-            else:
-                bits = w.reshape(w.shape[0], -1)         # [F, C*kh*kw] or [units, in]
+            bits = w.transpose(0, 2, 3, 1) if isinstance(layer, Conv2d) else w   # conv: channels packed per tap
             packed = pack_signs(bits, wb)
-            if layer.mode == "xnor":
-                consts.append(Const("w", "word", interleave_filters(packed, lp.tiling["filter_block"]).reshape(-1)))
-            else:
-                consts.append(Const("w", "word", packed.reshape(-1)))
-            if layer.scale_weight:
-                consts.append(Const("alpha", "float", alpha(layer, w)))
-            if isinstance(layer, Conv2d) and layer.mode == "xnor" and layer.pad_value != 0:
+            consts.append(Const("w", "word", interleave_filters(packed, lp.tiling["filter_block"]).reshape(-1)))
+            if isinstance(layer, Conv2d) and layer.pad_value != 0:
                 pad = pad_word_pattern(w.shape[1], layer.pad_value, wb)
                 consts.append(Const("padpop", "int", popcount(packed ^ pad).sum(axis=-1).reshape(-1)))
+        if layer.mode != "float" and layer.scale_weight:
+            consts.append(Const("alpha", "float", alpha(layer, w)))
         if layer.bias:
             consts.append(Const("bias", "float", layer.params["bias"]))
     elif isinstance(layer, BatchNorm):
@@ -90,6 +108,9 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
     n_out = layer.units if isinstance(layer, Dense) else layer.filters
     bias = 4 * n_out if layer.bias else 0
     f32 = 4 * n_out * fan_in + bias
+    if isinstance(layer, Conv2d) and layer.mode == "float":
+        fb = lp.tiling["filter_block"]
+        return {"float32": f32, "packed": 4 * -(-n_out // fb) * fb * fan_in + bias}
     if layer.mode == "float":
         return {"float32": f32, "packed": f32}
     if isinstance(layer, Conv2d) and layer.mode == "xnor":
@@ -99,6 +120,9 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
     elif layer.mode == "xnor":
         fb = lp.tiling["filter_block"]
         words, padpop = -(-n_out // fb) * fb * words_for(fan_in, target.word_bits), 0
+    elif isinstance(layer, Conv2d):          # bwn conv: sign masks, counted in words of mask bytes
+        masks = -(-n_out // lp.tiling["filter_block"]) * fan_in * mask_bytes(target)
+        return {"float32": f32, "packed": masks + (4 * n_out if layer.scale_weight else 0) + bias}
     else:
         words, padpop = n_out * words_for(fan_in, target.word_bits), 0
     packed = words * target.word_bytes + padpop + (4 * n_out if layer.scale_weight else 0) + bias

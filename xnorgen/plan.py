@@ -155,6 +155,11 @@ def filter_block(target: Target) -> int:
     return max(4, target.vector_bits // target.word_bits)
 
 
+def float_filter_block(target: Target) -> int:
+    """Filters computed together per input float: one vector of float32 lanes (at least 4: SSE2, NEON)."""
+    return max(4, target.vector_bits // 32)
+
+
 def plan_tiling(plan: Plan) -> Plan:
     """Binary layers: filters (units) in register blocks of filter_block, whose weights are
     interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
@@ -174,9 +179,14 @@ def plan_tiling(plan: Plan) -> Plan:
             lp.tiling = {"filter_block": fb, "filter_blocks": -(-layer.units // fb),
                          "loop_order": "unit block > word > unit in block"}
             lp.packing["weight_layout"] = "[U/FB][words][FB], units past U zero"
-        elif isinstance(layer, (Conv2d, Dense)):
-            lp.tiling = {"loop_order": "filter > out row > out col > channel > ky > kx"
-                         if isinstance(layer, Conv2d) else "unit > input"}
+        elif isinstance(layer, Conv2d):
+            ffb = float_filter_block(plan.target)
+            lp.tiling = {"filter_block": ffb, "filter_blocks": -(-layer.filters // ffb),
+                         "loop_order": "filter block > out row > out col > channel > ky > kx > filter in block",
+                         "weight_layout": "[F/FB][C][KH][KW][FB] floats" if layer.mode == "float"
+                         else "[F/FB][C][KH][KW] masks of FB sign bits"}
+        elif isinstance(layer, Dense):
+            lp.tiling = {"loop_order": "unit > input"}
     return plan
 
 
