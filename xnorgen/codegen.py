@@ -16,7 +16,7 @@ import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .lowering import layer_consts, mask_bytes
-from .plan import INPUT, OUTPUT, Plan, LayerPlan, filter_block, is_alias, manifest
+from .plan import INPUT, OUTPUT, Plan, LayerPlan, filter_block, float_filter_block, is_alias, manifest
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -114,8 +114,11 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
         if layer.mode == "xnor":
             args = _xnor_conv(k, lp, plan)
         else:
+            # interior output columns: every tap in bounds along x
+            ox0 = -(-k["PW"] // k["SW"])
+            ox1 = max(ox0, (k["W"] + k["PW"] - k["KW"]) // k["SW"] + 1)
             k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
-                     NB=lp.tiling["filter_blocks"])
+                     NB=lp.tiling["filter_blocks"], OX0=ox0, OX1=min(ox1, k["WO"]))
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
@@ -143,7 +146,8 @@ def _net_context(plan: Plan) -> dict:
             "output_size": plan.output_size, "arena_size": plan.arena_size,
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
-            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t)}
+            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
+            "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t)}
 
 
 def render(plan: Plan) -> dict[str, str]:
