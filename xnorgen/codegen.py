@@ -122,7 +122,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
-                 NB=(lp.tiling or {}).get("filter_blocks", 0),
+                 NB=lp.tiling["filter_blocks"], FFB=lp.tiling["filter_block"],
                  has_bias=layer.bias, has_alpha=layer.mode != "float" and layer.scale_weight,
                  has_k=layer.mode == "xnor" and layer.scale_input)
         if layer.mode == "xnor":

@@ -37,8 +37,8 @@ def mask_bytes(target: Target) -> int:
     return max(1, float_filter_block(target) // 8)
 
 
-def _real_conv_weights(layer, w, fb) -> list[Const]:
-    """float conv: weights [F/FB][C*kh*kw][FB]; bwn conv: one FB-bit sign mask per (block, tap)."""
+def _real_weights(layer, w, fb) -> list[Const]:
+    """float conv/dense: weights [F/FB][fan-in][FB]; bwn: one FB-bit sign mask per (block, fan-in element)."""
     flat = w.reshape(w.shape[0], -1)
     if layer.mode == "float":
         return [Const("w", "float", interleave_filters(flat, fb).reshape(-1))]
@@ -52,12 +52,8 @@ def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
     consts = []
     if isinstance(layer, (Conv2d, Dense)):
         w = layer.params["weight"]
-        if isinstance(layer, Conv2d) and layer.mode != "xnor":
-            consts += _real_conv_weights(layer, w, lp.tiling["filter_block"])
-        elif layer.mode == "float":
-            consts.append(Const("w", "float", w.reshape(-1)))
-        elif layer.mode == "bwn":                           # dense: [units][words of in bits]
-            consts.append(Const("w", "word", pack_signs(w, wb).reshape(-1)))
+        if layer.mode != "xnor":
+            consts += _real_weights(layer, w, lp.tiling["filter_block"])
         else:
             bits = w.transpose(0, 2, 3, 1) if isinstance(layer, Conv2d) else w   # conv: channels packed per tap
             packed = pack_signs(bits, wb)
@@ -108,11 +104,9 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
     n_out = layer.units if isinstance(layer, Dense) else layer.filters
     bias = 4 * n_out if layer.bias else 0
     f32 = 4 * n_out * fan_in + bias
-    if isinstance(layer, Conv2d) and layer.mode == "float":
+    if layer.mode == "float":
         fb = lp.tiling["filter_block"]
         return {"float32": f32, "packed": 4 * -(-n_out // fb) * fb * fan_in + bias}
-    if layer.mode == "float":
-        return {"float32": f32, "packed": f32}
     if isinstance(layer, Conv2d) and layer.mode == "xnor":
         fb = lp.tiling["filter_block"]
         words = -(-n_out // fb) * fb * prod(layer.kernel) * words_for(lp.in_shapes[0][0], target.word_bits)
@@ -120,10 +114,8 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
     elif layer.mode == "xnor":
         fb = lp.tiling["filter_block"]
         words, padpop = -(-n_out // fb) * fb * words_for(fan_in, target.word_bits), 0
-    elif isinstance(layer, Conv2d):          # bwn conv: sign masks, counted in words of mask bytes
+    else:                                    # bwn: sign masks of mask_bytes each
         masks = -(-n_out // lp.tiling["filter_block"]) * fan_in * mask_bytes(target)
         return {"float32": f32, "packed": masks + (4 * n_out if layer.scale_weight else 0) + bias}
-    else:
-        words, padpop = n_out * words_for(fan_in, target.word_bits), 0
     packed = words * target.word_bytes + padpop + (4 * n_out if layer.scale_weight else 0) + bias
     return {"float32": f32, "packed": packed}

@@ -186,7 +186,11 @@ def plan_tiling(plan: Plan) -> Plan:
                          "weight_layout": "[F/FB][C][KH][KW][FB] floats" if layer.mode == "float"
                          else "[F/FB][C][KH][KW] masks of FB sign bits"}
         elif isinstance(layer, Dense):
-            lp.tiling = {"loop_order": "unit > input"}
+            ffb = float_filter_block(plan.target)
+            lp.tiling = {"filter_block": ffb, "filter_blocks": -(-layer.units // ffb),
+                         "loop_order": "unit block > input > unit in block",
+                         "weight_layout": "[U/FB][N][FB] floats" if layer.mode == "float"
+                         else "[U/FB][N] masks of FB sign bits"}
     return plan
 
 
