@@ -147,3 +147,14 @@ def test_compile_refuses_to_replace_a_foreign_directory(good_net, tmp_path):
     (out / "thesis.tex").write_text("precious")
     assert_user_error(xnorgen_cli("compile", good_net, "-o", out), "not an xnorgen output")
     assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_no_fuse_keeps_batchnorm_tensors(tmp_path):
+    import json
+    layers = [{"name": "bn", "type": "batchnorm"}] + GOOD_LAYERS
+    net = write_net(tmp_path, "bnnet", (5, 6, 6), layers)
+    for flag, elided in (([], ["bn"]), (["--no-fuse"], [])):
+        out = tmp_path / f"out{len(flag)}"
+        r = xnorgen_cli("compile", net, "--target", "x86-64", "-o", out, *flag)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((out / "manifest.json").read_text())["elided_tensors"] == elided

@@ -42,8 +42,9 @@ def main():
               help="the part's flash in KiB (default: the target's `memory`, e.g. 1024 for cortex-m4)")
 @click.option("--ram-kib", type=click.FloatRange(min=0, min_open=True), default=None,
               help="the part's RAM in KiB (default: the target's `memory`, e.g. 192 for cortex-m4)")
+@click.option("--no-fuse", is_flag=True, help="keep every batchnorm and float tensor (same numbers; for debugging)")
 @_user_errors
-def compile(net, target, out_dir, flash_kib, ram_kib):
+def compile(net, target, out_dir, flash_kib, ram_kib, no_fuse):
     """Compile NET (net.yaml) into C sources, a Makefile and manifest.json.
 
     For a firmware target (one that declares `memory`), or with --flash-kib/--ram-kib, the
@@ -57,7 +58,7 @@ def compile(net, target, out_dir, flash_kib, ram_kib):
     if shutil.which(t.cc) is None:
         raise XnorgenError(f"target {t.name}", f"compiler {t.cc!r} not found on PATH (install it, or `make CC=...`)")
     network = load(net)
-    plan, files = compile_network(network, t)
+    plan, files = compile_network(network, t, fuse=not no_fuse)
     flash_kib = flash_kib if flash_kib is not None else t.memory.get("flash_kib")
     ram_kib = ram_kib if ram_kib is not None else t.memory.get("ram_kib")
     size = None
