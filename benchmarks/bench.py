@@ -140,6 +140,7 @@ def main(argv=None):
     ap.add_argument("--target", default="host")
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--only", default="L1,L2,L3,FC,ResNet18")
+    ap.add_argument("--markdown", default=None, help="also write the table (with the setup) to this file")
     args = ap.parse_args(argv)
     ghz = measure_clock_ghz()
     from xnorgen.target import resolve
@@ -168,17 +169,43 @@ def main(argv=None):
                     sim = None
             rows.append((name, med, total, binary, sim))
             print_row(name, med, total, binary, ghz, sim)
+    if args.markdown:
+        write_markdown(args.markdown, rows, ghz, t, args.reps)
     return rows
 
 
-def print_row(name, med, total, binary, ghz, sim):
+def write_markdown(path, rows, ghz, target, reps):
+    """The table as measured, with what it was measured on."""
+    import platform
+    try:
+        import onnxruntime
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "not installed"
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    lines = [f"Measured by `python benchmarks/bench.py --reps {reps}` on {cpu} ({platform.machine()}), "
+             f"target {target.name}, clock measured at {ghz:.2f} GHz, onnxruntime {ort}, numpy {np.__version__}; "
+             "one thread, batch 1, medians of interleaved rounds.", "",
+             "| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | GMAC/s | "
+             "binary MACs/cycle | predicted cycles | measured cycles |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, med, total, binary, sim in rows:
+        lines.append("| " + " | ".join(row_cells(name, med, total, binary, ghz, sim)) + " |")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def row_cells(name, med, total, binary, ghz, sim):
     xg = med["xnorgen"]
     ort = med.get("onnxruntime")
     npy = med.get("numpy")
     cycles = xg * ghz * 1e9
-    cols = [name, f"{xg * 1e3:.3f}", f"{ort * 1e3:.3f}" if ort else "-", f"{npy * 1e3:.3f}" if npy else "-",
+    return [name, f"{xg * 1e3:.3f}", f"{ort * 1e3:.3f}" if ort else "-", f"{npy * 1e3:.3f}" if npy else "-",
             f"{ort / xg:.1f}x" if ort else "-", f"{total / xg / 1e9:.1f}", f"{binary / cycles:.0f}",
             f"{sim:,.0f}" if sim else "-", f"{cycles:,.0f}"]
+
+
+def print_row(name, med, total, binary, ghz, sim):
+    cols = row_cells(name, med, total, binary, ghz, sim)
     if not hasattr(print_row, "header"):
         print("| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | GMAC/s | "
               "binary MACs/cycle | predicted cycles | measured cycles |")
