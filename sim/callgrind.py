@@ -85,6 +85,9 @@ def wall_seconds(exe: Path, reps: int) -> float:
 
 
 def measure(net, target, workdir) -> dict[str, int]:
-    """{layer ident: measured instructions} for every layer kernel of net compiled for target."""
+    """{ident: measured instructions} for every kernel of net compiled for target: layer kernels
+    by their layer's C ident, standalone binarize stages as "binarize_<ident>" (the simulator's
+    LayerResult.ident for both)."""
     exe = build_harness(net, target, workdir)
-    return callgrind_counts(exe, f"{net.name}_layer_")
+    counts = callgrind_counts(exe, f"{net.name}_")
+    return {(k[len("layer_"):] if k.startswith("layer_") else k): v for k, v in counts.items() if k != "infer"}

@@ -1,10 +1,10 @@
-"""Simulated convolution kernels: templates/kernel_conv2d_{xnor,real}.c.j2 and the packing helpers.
+"""Simulated convolution kernels: templates/kernel_conv2d_{xnor,real}.c.j2 and kernel_binarize.c.j2.
 
-Each kernel follows its LayerPlan (packing: words per pixel, layout; tiling: filter
-tiles) and returns (output or None, Counter of operations). With run=False only
-the counts are made (cheap: they are closed-form sums of the loop trip counts).
-Functional runs work on the same packed words and in the same float32 operation
-order as the C, so their outputs are bit-identical to it.
+Each kernel follows its LayerPlan (packing: words per pixel; tiling: filter blocks of XG_FB
+words or XG_FFB floats) and the fusion plan (binarize stages, folded batchnorms, epilogue
+stages) and returns (output or None, Counter of operations). With run=False only the counts
+are made (closed-form sums of the loop trip counts). Functional runs work on the same packed
+words and in the same float32 operation order as the C, so outputs are bit-identical to it.
 """
 from __future__ import annotations
 
@@ -14,31 +14,28 @@ import numpy as np
 
 from xnorgen.packing import pad_word_pattern
 
-from .loops import conv_taps, tap_mask
-from .ops import float_lanes, loop, scaled
+from .loops import conv_taps, tap_mask, window_bounds
+from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind, word_lanes
 
 F32 = np.float32
 
 # Instruction recipes per iteration of a loop level (classes: see ops.py). `load_op` is a load
 # folded into the consuming instruction as a memory operand (costs a load, is no instruction).
-# Calibrated by reading the x86-64 code gcc -O3 makes of the templates (docs/simulator.md).
-PACK_BIT = {"load": 1, "compare": 2, "shift": 1, "logic": 1, "addr": 2}  # w |= !(x >= 0) << b
-PACK_WORD = {"store": 1, "add": 2, "compare": 1}                       # nb, store the word
-MEAN_ABS = {"load": 1, "load_op": 1, "logic": 1, "fadd": 1, "store": 1}  # a[p] += fabsf(in), per lane
+# Calibrated by reading what gcc 12 -O3 makes of the templates (callgrind per source line and
+# objdump, x86-64 target; docs/simulator.md).
+MEAN_ABS = {"load": 1, "load_op": 1, "logic": 1, "fadd": 1, "store": 1}  # a[p] += fabsf(in), per vector
 BOX_TAP = {"compare": 2, "branch": 1, "add": 1}                        # bounds test per tap
 BOX_IN = {"load": 1, "fadd": 1}                                        # in-bounds tap
-XNOR_WORD = {"load": 1, "load_op": 1, "xor": 1, "popcount": 1, "add": 1}  # miss += popcount(x ^ w)
-PAD_TAP = {"compare": 1, "logic": 1, "branch": 1}                      # inside ? pixel : padpix
-FLOAT_TAP = {"load": 1, "load_op": 1, "fmul": 1, "fadd": 1, "addr": 2}  # acc += x * w
-BWN_TAP = {"load": 2, "shift": 2, "logic": 2, "fadd": 1, "addr": 2, "compare": 1}  # acc += bit ? -x : x
-ROW = {"add": 3, "compare": 2}                                         # row/col window bounds
-STORE_OUT = {"store": 1, "addr": 3, "cvt": 1, "add": 2}                # n - 2*miss, convert, store
-
-
-def static_taps(layer) -> bool:
-    """True when the tap loops have constant bounds (no padding, or pad_value != 0 visits every
-    tap): gcc then unrolls them and hoists the pixel pointers out of the filter loop."""
-    return layer.pad_value != 0 or tuple(layer.padding) == (0, 0)
+ROW = {"add": 3, "compare": 2}                                         # row window bounds (per fb, oy)
+PIXEL = {"add": 4, "compare": 3, "branch": 2, "addr": 2}               # col bounds, run select (per fb, oy, ox)
+CALL = {"add": 2, "compare": 1, "branch": 1, "addr": 2}                # one xg_*_block call (a kernel row)
+OUT = {"load": 1, "add": 2, "cvt": 1, "store": 1, "addr": 2}           # miss[b] -> n - 2*miss -> float, store
+BIN_ELEM = {"shift": 1, "logic": 1, "store": 1}                        # dst[p*wpp] |= !(x >= 0) << bit
+BIN_VEC = {"load": 1, "compare": 1}                                    # x = row[p] (a float vector)
+BIN_BN = {"fmul": 1, "fadd": 1}                                        # x * scale + shift (per vector)
+EPI_BN = {"fmul": 1, "fadd": 1, "load_op": 2}                          # y = v * scale[f] + shift[f]
+EPI_PACK = {"load": 1, "compare": 1, "logic": 1, "shift": 1, "store": 1, "addr": 1}   # pout[..] |= bit
+EPI_A = {"load": 1, "logic": 1, "fadd": 1, "store": 1}                 # aout[p] += fabsf(y)
 
 
 def epilogue(has_alpha: bool, has_k: bool, has_bias: bool) -> dict:
@@ -47,30 +44,93 @@ def epilogue(has_alpha: bool, has_k: bool, has_bias: bool) -> dict:
     return {"fmul": n_mul, "fadd": int(has_bias), "load_op": n_mul + int(has_bias)}
 
 
-def pack_chw(x, c: int, hw: int, wpp: int, word_bits: int, run: bool):
-    """xg_pack_chw: channel c of pixel p -> bit c % wb of word p*wpp + c // wb (1 = negative)."""
-    counts = scaled(PACK_BIT, c * hw) + loop(c * hw) + scaled(PACK_WORD, hw * wpp) + loop(hw * wpp) + loop(hw)
-    if not run:
-        return None, counts
+# ---------------------------------------------------------------- xg_xor_popcount_block
+
+def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, accumulate: bool = True) -> Counter:
+    """`calls` calls of xg_xor_popcount_block(x, w, n, acc) with FB = fb filter lanes; in total
+    words_const words in calls with a compile-time n (unrolled) and words_var in runtime-n calls.
+    Scalar targets: per word one load of x[j], then per lane xor (weight as memory operand),
+    popcount, add. SIMD targets: one vector instruction per class handles word_lanes filters
+    (AVX-512: vpbroadcastq, vpxorq with the weight load, vpopcntq, vpaddq; AVX2's pshufb
+    popcount is 6 instructions; NEON: dup, ld1, eor, cnt, uadalp)."""
+    kind, lanes = simd_kind(target), word_lanes(target)
+    words = words_const + words_var
+    if kind == "scalar":
+        per_word = Counter(load=1, logic=2) + scaled({"load_op": 1, "xor": 1, "popcount": 1, "add": 1}, fb)
+        per_call = scaled({"load": 1, "add": 1, "store": 1}, fb)          # acc[b] += s[b]
+        over = loop(words_var)
+    else:
+        groups = max(1, fb // lanes)
+        vec = {"vlogic": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}
+        if kind == "avx2":
+            vec = dict(vec, vlogic=6)                                     # nibble-table popcount
+        per_word = scaled(vec, groups)
+        per_call = scaled({"vload": 1, "vadd": 2, "store": 1, "vlogic": 2}, groups)
+        over = loop(-(-words // 2))                                         # unrolled by two
+    if not accumulate:                   # the caller's acc is known zero: gcc keeps s[] as miss[]
+        per_call = Counter()
+    return scaled(per_word, words) + scaled(per_call, calls) + scaled(CALL, calls) + over
+
+
+# ---------------------------------------------------------------- binarize stages
+
+def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:
+    """kernel_binarize.c.j2 (and xg_pack_chw): zero the words (and A), then per channel a
+    contiguous pixel loop gcc vectorizes for the float part; the bit OR stays per element."""
+    lanes = float_lanes(target)
+    vec = c * -(-hw // lanes)
+    counts = loop(hw * wpp) + scaled({"store": 1}, hw * wpp) + loop(c) + scaled({"addr": 3}, c)
+    counts += scaled(BIN_ELEM, c * hw) + scaled(BIN_VEC, vec) + loop(vec)
+    if has_bn:
+        counts += scaled(BIN_BN, vec) + scaled({"load": 2}, c)
+    if has_a:
+        counts += scaled(MEAN_ABS, vec) + scaled({"store": 1}, hw) + loop(hw) \
+            + scaled({"load": 1, "fdiv": 1, "store": 1}, -(-hw // lanes)) + loop(-(-hw // lanes))
+    return counts
+
+
+def pack_words(x, c: int, hw: int, wpp: int, word_bits: int):
+    """Channel c of pixel p -> bit c % wb of word p*wpp + c // wb (1 = negative); [hw, wpp]."""
     bits = np.zeros((hw, wpp * word_bits), dtype=np.uint8)
     bits[:, :c] = ~(x.reshape(c, hw).T >= 0)
     packed = np.packbits(bits.reshape(hw, wpp, word_bits // 8, 8), axis=-1, bitorder="little")
     dtype = np.dtype(f"<u{word_bits // 8}")
-    return packed.reshape(hw, wpp * word_bits // 8).view(dtype).reshape(hw, wpp), counts
+    return packed.reshape(hw, wpp * word_bits // 8).view(dtype).reshape(hw, wpp)
 
 
-def channel_mean_abs(x, c: int, hw: int, run: bool, lanes: int = 1):
-    """xg_channel_mean_abs: float32 running sum over channels, then one divide per pixel."""
-    vec = -(-hw // lanes) * c            # vector iterations of the inner (pixel) loop
-    counts = scaled(MEAN_ABS, vec) + loop(vec) + loop(c) + scaled({"store": 1}, hw) + loop(hw) \
-        + scaled({"load": 1, "fdiv": 1, "store": 1}, hw) + loop(hw)
-    if not run:
-        return None, counts
+def abs_mean(x, c: int, hw: int):
+    """A: float32 running sum of |x| over channels in channel order, then one divide."""
     a = np.zeros(hw, dtype=F32)
     xs = x.reshape(c, hw)
     for ch in range(c):
         a = a + np.abs(xs[ch])
-    return a / F32(c), counts
+    return a / F32(c)
+
+
+def binarize_stage(st, target, src, bn_consts, run: bool):
+    """A standalone stage: ((packed [hw, wpp], amap or None) or None, counts)."""
+    counts = binarize_counts(target, st.channels, st.hw, st.words_per_pixel, st.needs_amap, st.bn is not None)
+    if not run:
+        return None, counts
+    x = src.reshape(st.channels, st.hw).astype(F32)
+    if st.bn is not None:
+        x = x * bn_consts["scale"].astype(F32)[:, None] + bn_consts["shift"].astype(F32)[:, None]
+    packed = pack_words(x, st.channels, st.hw, st.words_per_pixel, target.word_bits)
+    return (packed, abs_mean(x, st.channels, st.hw) if st.needs_amap else None), counts
+
+
+def pack_chw(x, c: int, hw: int, wpp: int, word_bits: int, run: bool, target=None):
+    """xg_pack_chw (xnor dense): the stage's packing without A or batchnorm."""
+    counts = binarize_counts(target, c, hw, wpp, False, False)
+    return (pack_words(x, c, hw, wpp, word_bits) if run else None), counts
+
+
+def channel_mean_abs(x, c: int, hw: int, run: bool, lanes: int = 1):
+    """xg_channel_mean_abs: float32 running sum over channels, then one divide per pixel."""
+    vec = -(-hw // lanes) * c
+    counts = scaled(MEAN_ABS, vec) + loop(vec) + loop(c) + scaled({"store": 1}, hw) + loop(hw) \
+        + scaled({"load": 1, "fdiv": 1, "store": 1}, hw) + loop(hw)
+    return (abs_mean(x, c, hw) if run else None), counts
 
 
 def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool):
@@ -96,52 +156,85 @@ def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool):
     return (s / F32(kh * kw)).reshape(-1), counts
 
 
-def _taps_loop(layer, h, w, ho, wo):
-    """Taps visited over all outputs, and the tap-loop nest overhead (ky and kx loops)."""
-    taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), layer.pad_value)
-    kh = layer.kernel[0]
-    rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1),
-                     layer.pad_value) * wo
-    return taps, rows
+# ---------------------------------------------------------------- window geometry
+
+def axis_runs(size: int, k: int, s: int, p: int, out: int):
+    """Per output index along one axis: number of in-bounds taps, and whether all k are in bounds."""
+    _, k0, k1 = window_bounds(size, k, s, p, out)
+    return (k1 - k0), (k0 == 0) & (k1 == k)
 
 
-def xnor_conv(lp, target, consts, x, run: bool):
-    """kernel_conv2d_xnor.c.j2: pack, A and K maps, then filter tile > oy > ox > f > taps > words."""
-    layer, pk = lp.layer, lp.packing
+def conv_geometry(layer, h, w, ho, wo) -> dict:
+    """Closed-form trip counts of the row-run loop nest of one filter block (all outputs)."""
+    kh, kw = layer.kernel
+    rows, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
+    cols, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
+    r = int(rows.sum())
+    n_int = int(interior.sum())
+    return {"rows": r, "calls_int": r * n_int, "calls_bord": r * (wo - n_int),
+            "taps_int": r * n_int * kw, "taps_bord": r * int(cols[~interior].sum()),
+            "padded": ho * wo * kh * kw - int(rows.sum()) * int(cols.sum()),
+            "n_int": n_int}
+
+
+# ---------------------------------------------------------------- xnor conv
+
+def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
+    """kernel_conv2d_xnor.c.j2: K from the stage's A, then filter block > oy > ox > ky-row runs
+    through xg_xor_popcount_block, padpop for padded taps (pad_value != 0), and per filter the
+    epilogue: a float output, or (out_stage = (stage, bn consts)) the fused batchnorm + binarize."""
+    layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
-    kh, kw = layer.kernel
-    wpp, wb = pk["words_per_pixel"], pk["word_bits"]
-    has_k, has_alpha = layer.scale_input, layer.scale_weight
-    packed, counts = pack_chw(x, c, h * w, wpp, wb, run)
+    wpp, fb, nb = lp.packing["words_per_pixel"], lp.tiling["filter_block"], lp.tiling["filter_blocks"]
+    has_k = layer.scale_input
+    counts = Counter()
     kmap = None
     if has_k:
-        amap, n1 = channel_mean_abs(x, c, h * w, run, float_lanes(target))
-        kmap, n2 = box_mean(amap, h, w, layer.kernel, layer.stride, layer.padding, (ho, wo), run)
-        counts += n1 + n2
-    taps, tap_rows = _taps_loop(layer, h, w, ho, wo)
-    tiles = lp.tiling["filter_blocks"]
-    counts += loop(tiles) + scaled(ROW, ho * tiles) + loop(ho * tiles) + scaled(ROW, ho * wo * tiles) \
-        + loop(ho * wo * tiles)
-    counts += scaled(XNOR_WORD, f * taps * wpp)
+        kmap, counts = box_mean(stage_in[1] if run else None, h, w, layer.kernel, layer.stride, layer.padding,
+                                (ho, wo), run)
+    g = conv_geometry(layer, h, w, ho, wo)
+    counts += loop(nb) + loop(nb * ho) + loop(nb * ho * wo)
+    static = tuple(layer.padding) == (0, 0)      # constant windows: gcc folds the bounds and run select
+    if not static:
+        counts += scaled(ROW, nb * ho) + scaled(PIXEL, nb * ho * wo) + loop(nb * g["rows"] * wo)   # + ky loops
+    single = static and layer.kernel[0] == 1     # one call per pixel: miss[] = s[] directly
+    calls = nb * (g["calls_int"] + g["calls_bord"])
+    if not single:
+        counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * wo)     # miss[] = 0
+    counts += block_counts(target, fb, calls, nb * g["taps_int"] * wpp, nb * g["taps_bord"] * wpp,
+                           accumulate=not single)
+    outs = f * ho * wo
+    counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)
     if layer.pad_value != 0:
-        counts += scaled(PAD_TAP, f * taps)
-    if not static_taps(layer):
-        counts += loop(f * taps) + loop(f * tap_rows)
-    counts += scaled(STORE_OUT, f * ho * wo) + scaled(epilogue(has_alpha, has_k, layer.bias), f * ho * wo) \
-        + loop(f * ho * wo) + scaled({"addr": 1}, f * ho * wo)
+        counts += scaled({"compare": 1, "branch": 1}, outs) + scaled({"load_op": 1, "add": 1}, f * g["padded"])
+    if out_stage is not None:
+        st = out_stage[0]
+        counts -= scaled({"store": 1}, outs)                  # no float output: it is elided
+        counts += scaled(EPI_BN, outs) + scaled(EPI_PACK, outs) + loop(ho * wo * st.words_per_pixel) \
+            + scaled({"store": 1}, ho * wo * st.words_per_pixel)
+        if st.needs_amap:
+            counts += scaled(EPI_A, outs) + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
     if not run:
         return None, counts
-    return _xnor_core(lp, consts, packed, kmap), counts
+    v = _xnor_core(lp, consts, stage_in[0], kmap).reshape(f, ho * wo)
+    if out_stage is None:
+        return v.reshape(f, ho, wo), counts
+    st, bn = out_stage
+    y = v * bn["scale"].astype(F32)[:, None] + bn["shift"].astype(F32)[:, None]
+    packed = pack_words(y, f, ho * wo, st.words_per_pixel, target.word_bits)
+    return (packed, abs_mean(y, f, ho * wo) if st.needs_amap else None), counts
 
 
 def _xnor_core(lp, consts, packed, kmap):
-    """Functional XOR-popcount over the plan's filter tiles; float32 epilogue as in the C."""
+    """Functional XOR-popcount over the plan's filter blocks; float32 epilogue as in the C
+    ((float)(n - 2*miss) * alpha * K + bias). Padded taps with pad_value != 0 count the
+    mismatches of the pad pixel's words, which is what the precomputed padpop holds."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    wpp, tf = lp.packing["words_per_pixel"], lp.tiling["filter_block"]
+    wpp, fb = lp.packing["words_per_pixel"], lp.tiling["filter_block"]
     wts = unblock(consts["w"], lp.tiling, f, (kh, kw, wpp))
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
@@ -150,18 +243,16 @@ def _xnor_core(lp, consts, packed, kmap):
         pad = pad_word_pattern(c, layer.pad_value, lp.packing["word_bits"]).astype(packed.dtype)
     miss = np.zeros((f, ho * wo), dtype=np.int64)
     nbits = np.zeros(ho * wo, dtype=np.int64)
-    for f0 in range(0, f, tf):
-        for ky in range(kh):
-            for kx in range(kw):
-                m = (yin[:, ky, None] & xin[None, :, kx]).reshape(-1)
-                pix = (np.clip(yi[:, ky], 0, h - 1)[:, None] * w + np.clip(xi[:, kx], 0, w - 1)[None, :]).reshape(-1)
-                xw = packed[pix]
-                if pad is not None:
-                    xw = np.where(m[:, None], xw, pad[None, :])
-                pc = np.bitwise_count(xw[None, :, :] ^ wts[f0:f0 + tf, ky, kx][:, None, :]).sum(axis=-1, dtype=np.int64)
-                miss[f0:f0 + tf] += pc if pad is not None else np.where(m[None], pc, 0)
-                if f0 == 0:
-                    nbits += c if pad is not None else c * m
+    for ky in range(kh):
+        for kx in range(kw):
+            m = (yin[:, ky, None] & xin[None, :, kx]).reshape(-1)
+            pix = (np.clip(yi[:, ky], 0, h - 1)[:, None] * w + np.clip(xi[:, kx], 0, w - 1)[None, :]).reshape(-1)
+            xw = packed[pix]
+            if pad is not None:
+                xw = np.where(m[:, None], xw, pad[None, :])
+            pc = np.bitwise_count(xw[None, :, :] ^ wts[:, ky, kx][:, None, :]).sum(axis=-1, dtype=np.int64)
+            miss += pc if pad is not None else np.where(m[None], pc, 0)
+            nbits += c if pad is not None else c * m
     out = (nbits[None] - 2 * miss).astype(F32)
     if layer.scale_weight:
         out = out * consts["alpha"].astype(F32)[:, None]
@@ -183,24 +274,122 @@ def unblock(words, tiling, n_out: int, per_out: tuple) -> np.ndarray:
     return np.moveaxis(w, -1, 1).reshape(blocks * fb, *per_out)[:n_out]
 
 
-def real_conv(lp, target, consts, x, run: bool):
-    """kernel_conv2d_real.c.j2 (float and bwn): f > oy > ox > c > taps, one float accumulator."""
+# ---------------------------------------------------------------- float / bwn conv
+
+def _flip(target, ffb: int, fv: int) -> dict:
+    """bwn: the sign-flip vector of one mask, ((m >> lane) & 1) << 31: SSE2 has no per-lane
+    variable shift, so gcc does it lane by lane; AVX2/AVX-512/NEON: broadcast, vpsrlvd, and,
+    shift; no float SIMD: per lane."""
+    if _sse2_only(target):
+        return {"shift": 4, "logic": 4, "vlogic": 8}
+    if float_lanes(target) > 1:
+        return {"vlogic": 4 * fv}
+    return {"shift": 2 * ffb, "logic": ffb}
+
+
+def real_block_counts(target, ffb: int, bwn: bool, calls: int, taps_const: int, taps_var: int) -> Counter:
+    """`calls` calls of xg_macc_block / xg_sign_block (one output, XG_FFB lanes) over taps_const
+    taps in compile-time-n calls and taps_var in runtime-n calls: per tap a weight vector (or a
+    sign flip), the input value broadcast, a vector multiply-add (or a flip and an add)."""
+    fv = max(1, ffb // float_vector_lanes(target))
+    sse2 = _sse2_only(target)
+    taps = taps_const + taps_var
+    counts = scaled(CALL, calls) + scaled({"vload": fv, "store": fv}, calls) + loop(taps_var)
+    if bwn:
+        counts += scaled(_flip(target, ffb, fv), taps) \
+            + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps)
+    else:
+        counts += scaled({"vload": fv, "load": 1, "vlogic": 1 if sse2 else 0, "vfmul": fv, "vfadd": fv}, taps)
+    return counts
+
+
+def _sse2_only(target) -> bool:
+    """x86-64 baseline (SSE2): no broadcast-from-memory and no per-lane variable shift."""
+    return bool(set(target.arch) & {"x86_64", "AMD64"}) and target.vector_bits < 256
+
+
+def real_conv_counts(lp, target) -> Counter:
+    """kernel_conv2d_real.c.j2: filter block (XG_FFB lanes) > oy > [interior columns in groups of
+    XG_PB: per (channel, ky) one xg_*_block_px call over KW taps] + [other columns one at a time:
+    per (channel, ky) one xg_*_block call over the in-bounds taps]. One float vector instruction
+    covers XG_FFB lanes (several on narrower SIMD, one per lane without SIMD)."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
-    taps, tap_rows = _taps_loop(layer, h, w, ho, wo)
-    per_tap = BWN_TAP if layer.mode == "bwn" else FLOAT_TAP
-    counts = loop(f) + scaled(ROW, f * ho) + loop(f * ho) + scaled(ROW, f * ho * wo) + loop(f * ho * wo)
-    counts += loop(f * ho * wo * c) + scaled(per_tap, f * c * taps)
-    if layer.pad_value != 0:
-        counts += scaled(PAD_TAP, f * c * taps)
-    if not static_taps(layer):
-        counts += loop(f * c * taps) + loop(f * c * tap_rows)
+    kh, kw = layer.kernel
+    nb, ffb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
+    fv = max(1, ffb // float_vector_lanes(target))           # vector instructions per block of lanes
+    sse2 = _sse2_only(target)
+    bwn = layer.mode == "bwn"
+    pb = 8
+    g = conv_geometry(layer, h, w, ho, wo)
+    rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
+    # grouped columns (pad_value 0 and >= 8 interior columns), as codegen computes them
+    ox0 = -(-layer.padding[1] // layer.stride[1])
+    ox1 = min(max(ox0, (w + layer.padding[1] - kw) // layer.stride[1] + 1), wo)
+    groups = (ox1 - ox0) // pb if (layer.pad_value == 0 and ox1 - ox0 >= pb) else 0
+    single_cols = wo - groups * pb
+    counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho)
+    # --- grouped path: per (fb, oy, group) ---
+    ng = nb * ho * groups
+    calls_g = nb * int(rows_axis.sum()) * groups * c          # (group, c, ky) calls, KW taps each
+    counts += loop(ng) + scaled({"add": 2, "addr": 2}, ng) + scaled({"vlogic": pb * fv}, ng) + loop(ng * c) \
+        + scaled({"addr": 2}, ng * c) + scaled(CALL, calls_g)
+    taps_g = calls_g * kw
+    if bwn:
+        counts += scaled(_flip(target, ffb, fv), taps_g) + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps_g * pb)
+    else:
+        counts += scaled({"vload": fv, "vlogic": 4 if sse2 else 0}, taps_g) \
+            + scaled({"load": 1, "vfmul": fv, "vfadd": fv}, taps_g * pb)
+    outs_g = ng * pb * min(ffb, f)
+    # --- single columns: per (fb, oy, ox) ---
+    np_ = nb * ho * single_cols
+    counts += loop(nb * ho * wo) + scaled(PIXEL, np_) + scaled({"compare": 2, "branch": 2}, nb * ho * wo)
+    counts += loop(np_ * c) + scaled({"addr": 2, "compare": 2, "branch": 1}, np_ * c)
+    # in-bounds rows and taps of the single columns
+    cols_axis, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
+    sel = np.ones(wo, dtype=bool)
+    if groups:
+        sel[ox0:ox0 + groups * pb] = False
+    r = int(rows_axis.sum())
+    if layer.pad_value == 0:
+        calls_s = nb * c * r * int(sel.sum())
+        taps_s_const = nb * c * r * int((sel & interior).sum()) * kw
+        taps_s_var = nb * c * r * int(cols_axis[sel & ~interior].sum())
+    else:                                                     # every tap, one call each
+        calls_s = nb * c * ho * int(sel.sum()) * kh * kw
+        taps_s_const, taps_s_var = calls_s, 0
+        counts += scaled({"compare": 2, "logic": 1}, calls_s)
+    counts += real_block_counts(target, ffb, bwn, calls_s, taps_s_const, taps_s_var)
+    outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
-    counts += scaled({"store": 1, "addr": 2}, f * ho * wo) + scaled(epilogue(has_alpha, False, layer.bias), f * ho * wo)
+    counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
+    return counts
+
+
+def real_conv(lp, target, consts, x, run: bool):
+    """kernel_conv2d_real.c.j2 (float and bwn); per output the taps sum in channel, ky, kx order."""
+    counts = real_conv_counts(lp, target)
     if not run:
         return None, counts
+    layer = lp.layer
+    has_alpha = layer.mode != "float" and layer.scale_weight
     return _real_core(lp, target, consts, x, has_alpha), counts
+
+
+def _real_weights(lp, consts):
+    """[F, C, KH, KW] float32 weights (bwn: ±1) from the blocked layouts."""
+    layer = lp.layer
+    c = lp.in_shapes[0][0]
+    f = lp.out_shape[0]
+    kh, kw = layer.kernel
+    ffb = lp.tiling["filter_block"]
+    if layer.mode == "bwn":
+        masks = consts["w"].astype(np.int64).reshape(-1, c * kh * kw)          # [NB, taps]
+        bits = (masks[:, :, None] >> np.arange(ffb)[None, None, :]) & 1        # [NB, taps, FFB]
+        neg = np.moveaxis(bits, -1, 1).reshape(-1, c * kh * kw)[:f]
+        return np.where(neg.astype(bool), F32(-1), F32(1)).reshape(f, c, kh, kw)
+    return unblock(consts["w"].astype(F32), lp.tiling, f, (c, kh, kw))
 
 
 def _real_core(lp, target, consts, x, has_alpha):
@@ -209,14 +398,7 @@ def _real_core(lp, target, consts, x, has_alpha):
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    if layer.mode == "bwn":
-        wb = target.word_bits
-        words = consts["w"].reshape(f, -1)
-        t = np.arange(c * kh * kw)
-        bit = (words[:, t // wb] >> (t % wb).astype(words.dtype)) & words.dtype.type(1)
-        wts = np.where(bit.astype(bool), F32(-1), F32(1)).reshape(f, c, kh, kw)
-    else:
-        wts = consts["w"].astype(F32).reshape(f, c, kh, kw)
+    wts = _real_weights(lp, consts)
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
     acc = np.zeros((f, ho, wo), dtype=F32)

@@ -8,20 +8,19 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import BWN_TAP, F32, XNOR_WORD, channel_mean_abs, epilogue, pack_chw, unblock
+from .kernels_conv import F32, block_counts, real_block_counts, channel_mean_abs, epilogue, pack_chw, unblock
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
 
 BN_ELEM = {"load": 1, "fmul": 1, "fadd": 1, "store": 1}                # out = in * scale[c] + shift[c], per vector
 POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
-DENSE_MAC = {"load": 1, "load_op": 1, "fmul": 1, "fadd": 1}            # acc += w[i] * in[i]
 ELEM = {"relu": {"load": 1, "fmax": 1, "store": 1}, "sign": {"load": 1, "compare": 1, "logic": 1, "store": 1},
         "add": {"load": 1, "load_op": 1, "fadd": 1, "store": 1}, "copy": {"load": 1, "store": 1}}
-UNROLL = 4          # gcc -O3 unrolls constant-trip inner loops (dense rows) about 4x
 
 
 def dense(lp, target, consts, x, run: bool):
-    """kernel_dense.c.j2: xnor (pack, beta, popcount rows) or float/bwn (one accumulator per unit)."""
+    """kernel_dense.c.j2: xnor (pack, beta, then unit blocks of XG_FB through xg_xor_popcount_block
+    over the NW words) or float/bwn (one accumulator per unit)."""
     layer = lp.layer
     n, u = prod(lp.in_shapes[0]), layer.units
     has_alpha = layer.mode != "float" and layer.scale_weight
@@ -29,14 +28,17 @@ def dense(lp, target, consts, x, run: bool):
     counts = loop(u) + scaled({"store": 1, "addr": 1}, u) + scaled(epilogue(has_alpha, has_k, layer.bias), u)
     if layer.mode == "xnor":
         nw = lp.packing["words_per_pixel"]
-        packed, c1 = pack_chw(x, n, 1, nw, lp.packing["word_bits"], run)
-        counts += c1 + scaled(XNOR_WORD, u * nw) + loop(u * nw) + scaled({"cvt": 1, "add": 2}, u)
+        packed, c1 = pack_chw(x, n, 1, nw, lp.packing["word_bits"], run, target)
+        nb, fb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
+        counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + block_counts(target, fb, nb, nb * nw, 0) \
+            + scaled({"load": 1, "cvt": 1, "add": 2, "compare": 1}, u)
         beta = None
         if has_k:
             beta, c2 = channel_mean_abs(x, n, 1, run)
             counts += c2
     else:
-        counts += scaled(BWN_TAP if layer.mode == "bwn" else DENSE_MAC, u * n) + loop(u * -(-n // UNROLL))
+        nb = lp.tiling["filter_blocks"]
+        counts += loop(nb) + real_block_counts(target, lp.tiling["filter_block"], layer.mode == "bwn", nb, 0, nb * n)
     if not run:
         return None, counts
     if layer.mode == "xnor":
@@ -44,7 +46,7 @@ def dense(lp, target, consts, x, run: bool):
         out = (n - 2 * np.bitwise_count(packed[0][None, :] ^ w).sum(axis=1, dtype=np.int64)).astype(F32)
         scale2 = beta[0] if has_k else None
     else:
-        out = _dense_acc(layer, target, consts, x.reshape(-1), n, u)
+        out = _dense_acc(lp, consts, x.reshape(-1), n, u)
         scale2 = None
     if has_alpha:
         out = out * consts["alpha"].astype(F32)
@@ -55,16 +57,16 @@ def dense(lp, target, consts, x, run: bool):
     return out, counts
 
 
-def _dense_acc(layer, target, consts, x, n, u):
-    """acc += w[i] * in[i] (or ±in[i] for bwn), sequentially over i, as float32."""
+def _dense_acc(lp, consts, x, n, u):
+    """acc += w[i] * in[i] (or ±in[i] for bwn), sequentially over i, as float32; weights in
+    unit blocks of XG_FFB ([U/FFB][N][FFB] floats, or one FFB-bit sign mask per (block, input))."""
+    layer, ffb = lp.layer, lp.tiling["filter_block"]
     if layer.mode == "bwn":
-        words = consts["w"].reshape(u, -1)
-        wb = target.word_bits
-        i = np.arange(n)
-        bit = (words[:, i // wb] >> (i % wb).astype(words.dtype)) & words.dtype.type(1)
-        neg = bit.astype(bool)
+        masks = consts["w"].astype(np.int64).reshape(-1, n)                     # [NB, N]
+        bits = (masks[:, :, None] >> np.arange(ffb)[None, None, :]) & 1
+        neg = np.moveaxis(bits, -1, 1).reshape(-1, n)[:u].astype(bool)
     else:
-        w = consts["w"].astype(F32).reshape(u, n)
+        w = unblock(consts["w"].astype(F32), lp.tiling, u, (n,))
     acc = np.zeros(u, dtype=F32)
     for i in range(n):
         acc = acc + (np.where(neg[:, i], -x[i], x[i]) if layer.mode == "bwn" else w[:, i] * x[i])

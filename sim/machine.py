@@ -1,8 +1,12 @@
 """The target model: execute a Plan layer by layer, functionally and/or counting operations.
 
 run_plan(plan, x=None) walks plan.layers in order, as the generated <net>_infer
-does. Each layer goes to its kernel simulator (kernels_conv / kernels_misc),
-which follows the layer's packing and tiling. With an input x (and weights on
+does: a layer's standalone binarize stages (LayerPlan.stages_before) run just before
+it, a batchnorm folded into a stage has no kernel (and costs nothing), an xnor conv
+reads its stage's packed words and A and, with binarize_out, writes the next stage in
+its epilogue instead of floats (elided tensors are never stored or loaded). Each kernel
+goes to its simulator (kernels_conv / kernels_misc), which follows the layer's packing
+and tiling. With an input x (and weights on
 the network) every tensor is computed in float32 / packed words exactly as the
 C computes it; without x only operation counts are made, which is fast for any
 network size. Cycles are sum(count * cost) over the target's cost table.
@@ -38,6 +42,7 @@ class Run:
     plan: Plan
     layers: list[LayerResult] = field(default_factory=list)
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    stages: dict[str, tuple] = field(default_factory=dict)       # stage name -> (packed words, A)
 
     @property
     def output(self):
@@ -56,8 +61,25 @@ def layer_consts(lp, target) -> dict:
     """The constant arrays the C kernel reads (lowering), typed as the C types them."""
     from xnorgen.lowering import layer_consts as lower
     word = np.dtype(f"u{target.word_bytes}")
-    return {c.suffix: (c.values.astype(word) if c.kind == "word" else c.values.astype(np.float32))
-            for c in lower(lp, target)}
+    kinds = {"word": word, "float": np.float32, "int": np.int64, "mask": np.int64}
+    return {c.suffix: c.values.astype(kinds[c.kind]) for c in lower(lp, target)}
+
+
+def _by_name(plan):
+    return {lp.layer.name: lp for lp in plan.layers}
+
+
+def stage_ident(st, plan) -> str:
+    """The C function suffix of a standalone stage: <net>_binarize_<ident of its tensor>."""
+    lp = _by_name(plan).get(st.tensor)
+    return f"binarize_{lp.ident if lp else 'input'}"
+
+
+def _bn_consts(plan, st, run):
+    if not run or st.bn is None:
+        return None
+    bn = _by_name(plan)[st.bn]
+    return layer_consts(bn, plan.target)
 
 
 def simulate_layer(lp, plan: Plan, ins, run: bool):
@@ -68,8 +90,7 @@ def simulate_layer(lp, plan: Plan, ins, run: bool):
     consts = layer_consts(lp, target) if run and layer.params else {}
     x = ins[0] if run else None
     if isinstance(layer, Conv2d):
-        fn = kc.xnor_conv if layer.mode == "xnor" else kc.real_conv
-        return fn(lp, target, consts, x, run)
+        return kc.real_conv(lp, target, consts, x, run)
     if isinstance(layer, Dense):
         return km.dense(lp, target, consts, x, run)
     if isinstance(layer, BatchNorm):
@@ -84,14 +105,39 @@ def run_plan(plan: Plan, x=None) -> Run:
     """Simulate every layer; with x (one sample; the network must carry weights) also compute outputs."""
     run = x is not None
     result = Run(plan)
+    t = plan.target
     if run:
         result.tensors["input"] = np.asarray(x, dtype=np.float32).reshape(plan.net.input_shape)
+
+    def record(name, ident, typ, mode, counts):
+        counts = lower_popcount(+counts, t)
+        result.layers.append(LayerResult(name, ident, typ, mode, counts, cycles(counts, t), instructions(counts)))
+
     for lp in plan.layers:
-        ins = [result.tensors[s] for s in lp.layer.inputs] if run else None
-        out, counts = simulate_layer(lp, plan, ins, run)
-        counts = lower_popcount(+counts, plan.target)
-        if run:
-            result.tensors[lp.layer.name] = np.asarray(out, dtype=np.float32).reshape(lp.out_shape)
-        result.layers.append(LayerResult(lp.layer.name, lp.ident, lp.layer.type, getattr(lp.layer, "mode", None),
-                                         counts, cycles(counts, plan.target), instructions(counts)))
+        layer = lp.layer
+        for sname in lp.stages_before:
+            st = plan.binarize[sname]
+            src = result.tensors[st.source] if run else None
+            out, counts = kc.binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
+            result.stages[sname] = out
+            record(sname, stage_ident(st, plan), "binarize", None, counts)
+        if lp.folded_into:                       # folded into its stage: no kernel, no tensor
+            record(layer.name, lp.ident, layer.type, None, Counter())
+            continue
+        if isinstance(layer, Conv2d) and layer.mode == "xnor":
+            consts = layer_consts(lp, t) if run and layer.params else {}
+            out_st = None
+            if lp.binarize_out:
+                st = plan.binarize[lp.binarize_out]
+                out_st = (st, _bn_consts(plan, st, run))
+            out, counts = kc.xnor_conv(lp, t, consts, result.stages.get(lp.binarize_in), out_st, run)
+            if lp.binarize_out:
+                result.stages[lp.binarize_out] = out
+                out = None
+        else:
+            ins = [result.tensors[s] for s in layer.inputs] if run else None
+            out, counts = simulate_layer(lp, plan, ins, run)
+        if run and out is not None:
+            result.tensors[layer.name] = np.asarray(out, dtype=np.float32).reshape(lp.out_shape)
+        record(layer.name, lp.ident, layer.type, getattr(layer, "mode", None), counts)
     return result

@@ -15,13 +15,21 @@ are those of a scalar load/store machine executing the generated C:
   addr             address arithmetic the source spells out (index products)
   cvt              int <-> float conversion
   fadd, fmul, fdiv, fmax, exp   float32 arithmetic
+  vload, vxor, vpopcount, vadd, vlogic   one SIMD instruction on a vector of packed words
+                   (FB filter lanes of xg_xor_popcount_block, or a float vector); their cost
+                   is the target's per-word cost of the scalar class times the words per vector
+                   (the target tables give the binary core's costs per 64-bit word)
+  vfmul, vfadd     one SIMD float instruction (a float vector of XG_FFB lanes, or part of it)
 """
 from __future__ import annotations
 
 from collections import Counter
 
 #: Classes a target's `costs` table may omit, and the class whose cost they borrow.
-ALIASES = {"load_op": "load", "shift": "xor", "logic": "xor", "addr": "add", "fmax": "fadd", "cvt": "fadd"}
+ALIASES = {"load_op": "load", "shift": "xor", "logic": "xor", "addr": "add", "fmax": "fadd", "cvt": "fadd",
+           "vfmul": "fmul", "vfadd": "fadd"}
+#: Vector classes: cost = (per-word cost of this scalar class) x (64-bit words per vector).
+VECTOR = {"vload": "load", "vxor": "xor", "vpopcount": "popcount", "vadd": "xor", "vlogic": "xor"}
 #: Cycles for classes with no alias and no entry in the target's table (reciprocal throughput
 #: of a typical out-of-order core: divide ~4, expf as a ~20-instruction libm call, imul 1).
 DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0}
@@ -51,8 +59,15 @@ def lower_popcount(counts: Counter, target) -> Counter:
     return out
 
 
-def cost_of(cls: str, costs: dict) -> float:
+def word_lanes(target) -> int:
+    """Packed words one vector instruction handles (1 on scalar targets)."""
+    return max(1, target.vector_bits // target.word_bits)
+
+
+def cost_of(cls: str, costs: dict, lanes: int = 1) -> float:
     """Cycles per operation of one class on a target (its table, an alias, or the default)."""
+    if cls in VECTOR and cls not in costs:
+        return cost_of(VECTOR[cls], costs) * lanes
     if cls in costs:
         return float(costs[cls])
     if cls in ALIASES and ALIASES[cls] in costs:
@@ -62,7 +77,7 @@ def cost_of(cls: str, costs: dict) -> float:
 
 def cycles(counts: Counter, target) -> float:
     """sum(count * cost): reciprocal throughputs, no overlap between classes, no stalls."""
-    return sum(n * cost_of(k, target.costs) for k, n in counts.items())
+    return sum(n * cost_of(k, target.costs, word_lanes(target)) for k, n in counts.items())
 
 
 def instructions(counts: Counter) -> int:
@@ -72,5 +87,19 @@ def instructions(counts: Counter) -> int:
 
 def float_lanes(target) -> int:
     """float32 lanes of the SIMD unit gcc auto-vectorizes plain elementwise loops with:
-    4 on x86-64 (SSE2 is baseline) and AArch64 (NEON), 1 elsewhere (Cortex-M4 has no float SIMD)."""
+    4 on x86-64 (SSE2 is baseline) and AArch64 (NEON), 1 elsewhere (Cortex-M4 has no float SIMD).
+    (Plain loops are vectorized at 128 bits here: -O3 auto-vectorization of the simple kernels.)"""
     return 4 if set(target.arch) & {"x86_64", "AMD64", "aarch64", "arm64"} else 1
+
+
+def float_vector_lanes(target) -> int:
+    """float32 lanes of one instruction on GCC's vector-extension blocks (xg_fvec of XG_FFB lanes):
+    the target's vector width (at least SSE2/NEON's 4), 1 without float SIMD."""
+    if float_lanes(target) == 1:
+        return 1
+    return max(4, target.vector_bits // 32)
+
+
+def simd_kind(target) -> str:
+    """Which xg_xor_popcount_block the C uses: scalar (builtin/swar), avx2, avx512, neon."""
+    return {"avx2": "avx2", "avx512": "avx512", "neon": "neon"}.get(target.popcount, "scalar")

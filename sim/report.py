@@ -5,7 +5,7 @@ from xnorgen.errors import XnorgenError
 
 from .machine import run_plan
 from .memory import memory_report
-from .ops import cost_of
+from .ops import cost_of, word_lanes
 from .paper import network_model, sweep_channels, sweep_kernel
 
 REPORTS = ("speedup", "cycles", "memory")
@@ -34,7 +34,7 @@ def cycles_report(plan, x=None) -> dict:
     for k in ("layer", "c_name", "type", "mode"):
         total.pop(k)
     rep = {"report": "cycles", "network": plan.net.name, "target": t.name, "clock_ghz": t.clock_ghz,
-           "costs": {k: cost_of(k, t.costs) for k in sorted(run.total_counts)}, "functional": x is not None,
+           "costs": {k: cost_of(k, t.costs, word_lanes(t)) for k in sorted(run.total_counts)}, "functional": x is not None,
            "layers": layers, "total": total}
     if x is not None:
         rep["output"] = run.output.tolist()

@@ -96,13 +96,77 @@ def test_integer_core_sim_equals_c_equals_reference(tmp_path, c, h, w, f, k, s, 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_whole_random_network_sim_bit_exact_with_c(tmp_path, seed):
-    """Every float32 operation in the C's order: the pre-softmax output is bit-identical."""
+    """Every float32 operation in the C's order: the pre-softmax output is bit-identical,
+    for the fused plan (what the C runs) and the unfused one (fuse=False)."""
     rng = np.random.default_rng(seed)
     net = xnorgen.load(random_network(tmp_path, f"r{seed}", rng, output="fc"))
     x = random_input(net, rng)
-    sim = run_plan(plan_network(net, resolve("x86-64")), x).output
-    assert np.array_equal(sim, xnorgen.build(net, "x86-64")(x))
+    c_out = xnorgen.build(net, "x86-64")(x)
+    for fuse in (True, False):
+        sim = run_plan(plan_network(net, resolve("x86-64"), fuse=fuse), x).output
+        assert np.array_equal(sim, c_out), fuse
     np.testing.assert_allclose(sim, xnorgen.reference(net, x), rtol=1e-4, atol=1e-4 * np.abs(sim).max())
+
+
+def fused_chain(tmp_path, name, rng):
+    """A network that exercises every fusion: a folded batchnorm stage before the first xnor conv,
+    two xnor convs that binarize the next input in their epilogue (one for two readers), odd
+    channel counts, pad values, strides, an xnor dense head."""
+    f1, f2 = int(rng.choice([31, 64, 65])), int(rng.choice([8, 63, 70]))
+    pv = int(rng.choice([0, 1, -1]))
+    layers = [
+        {"name": "stem", "type": "conv2d", "mode": str(rng.choice(["float", "bwn"])), "filters": int(rng.choice([5, 16])),
+         "kernel": 3, "padding": 1},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "x1", "type": "conv2d", "mode": "xnor", "filters": f1, "kernel": 3, "padding": 1, "pad_value": pv,
+         "bias": bool(rng.integers(2))},
+        {"name": "bn2", "type": "batchnorm"},
+        {"name": "x2", "type": "conv2d", "mode": "xnor", "filters": f2, "kernel": [3, 2], "padding": [1, 0],
+         "stride": int(rng.choice([1, 2])), "scale_input": bool(rng.integers(2))},
+        {"name": "bn3", "type": "batchnorm"},
+        {"name": "x3", "type": "conv2d", "mode": "xnor", "filters": 12, "kernel": 1, "inputs": ["bn3"]},
+        {"name": "x4", "type": "conv2d", "mode": "xnor", "filters": 12, "kernel": 1, "inputs": ["bn3"],
+         "scale_weight": False},
+        {"name": "sum", "type": "add", "inputs": ["x3", "x4"]},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc1", "type": "dense", "mode": "xnor", "units": 20},
+        {"name": "fc", "type": "dense", "units": 10, "bias": True},
+    ]
+    return write_net(tmp_path, name, (int(rng.choice([3, 7])), int(rng.integers(6, 12)), int(rng.integers(6, 12))),
+                     layers, rng)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_chain_sim_bit_exact_with_c(tmp_path, seed):
+    """Stages, folded batchnorms and epilogue stages: simulator == C bit for bit, fused and unfused."""
+    rng = np.random.default_rng(100 + seed)
+    net = xnorgen.load(fused_chain(tmp_path, f"f{seed}", rng))
+    plan = plan_network(net, resolve("x86-64"))
+    by = {lp.layer.name: lp for lp in plan.layers}
+    assert by["x1"].binarize_out and by["x2"].binarize_out and by["bn2"].folded_into and by["bn1"].folded_into
+    x = random_input(net, rng)
+    c_out = xnorgen.build(net, "x86-64")(x)
+    for fuse in (True, False):
+        run = run_plan(plan_network(net, resolve("x86-64"), fuse=fuse), x)
+        assert np.array_equal(run.output, c_out), fuse
+    np.testing.assert_allclose(c_out, xnorgen.reference(net, x), rtol=1e-4, atol=1e-4 * np.abs(c_out).max())
+
+
+def test_fusion_costs(tmp_path):
+    """A folded batchnorm costs nothing; a stage's pack/A work is counted once for its two readers;
+    fusing saves the float stores of the elided tensors (the epilogue's per-value read-modify-write
+    of the packed word is not vectorized, so loads need not drop: the C does that too)."""
+    net = xnorgen.load(fused_chain(tmp_path, "fc0", np.random.default_rng(5)), weights=False)
+    t = resolve("x86-64")
+    fused, unfused = run_plan(plan_network(net, t)), run_plan(plan_network(net, t, fuse=False))
+    rows = {r.name: r for r in fused.layers}
+    assert sum(rows[b].counts.total() for b in ("bn1", "bn2", "bn3")) == 0
+    stages = [r for r in fused.layers if r.type == "binarize"]
+    assert [r.name for r in stages] == ["bin_bn1"]                     # the others run in epilogues
+    assert sum(r.type == "binarize" for r in unfused.layers) == 3      # one per tensor, shared by x3 and x4
+    assert fused.total_counts["store"] < unfused.total_counts["store"]
+    unf = {r.name: r for r in unfused.layers}
+    assert unf["bn2"].counts["store"] > 0 and rows["x1"].counts["store"] < unf["x1"].counts["store"] + unf["bn2"].counts["store"]
 
 
 def test_functional_and_counts_only_agree(tmp_path):
@@ -112,6 +176,21 @@ def test_functional_and_counts_only_agree(tmp_path):
     full, counts_only = run_plan(plan, random_input(net, rng)), run_plan(plan)
     assert [r.counts for r in full.layers] == [r.counts for r in counts_only.layers]
     assert counts_only.output is None and full.output is not None
+    net2 = xnorgen.load(fused_chain(tmp_path, "fc7", rng))
+    plan2 = plan_network(net2, resolve("x86-64-avx512"))
+    full, counts_only = run_plan(plan2, random_input(net2, rng)), run_plan(plan2)
+    assert [r.counts for r in full.layers] == [r.counts for r in counts_only.layers]
+
+
+def test_predict_fills_manifest_including_stages(tmp_path):
+    from xnorgen.compiler import compile_network
+    net = xnorgen.load(fused_chain(tmp_path, "fm", np.random.default_rng(3)))
+    plan, files = compile_network(net, "x86-64")
+    man = json.loads(files["manifest.json"])
+    by = {layer["name"]: layer["predicted"] for layer in man["layers"]}
+    assert by["x1"]["stages"] == ["bin_bn1"] and by["bn1"]["instructions"] == 0
+    total = xnorgen.simulate(net, target="x86-64", report="cycles")["total"]
+    assert sum(p["instructions"] for p in by.values()) == total["instructions"]
 
 
 def test_swar_target_expands_popcount(tmp_path):
@@ -121,9 +200,21 @@ def test_swar_target_expands_popcount(tmp_path):
     net = xnorgen.load(p, weights=False)
     t = resolve("x86-64")
     hw, sw = run_plan(plan_network(net, t)), run_plan(plan_network(net, dataclasses.replace(t, popcount="swar")))
-    words = hw.layers[0].counts["popcount"]
-    assert words == 4 * 16 * 9 and "popcount" not in sw.layers[0].counts
-    assert sw.layers[0].counts["mul"] == words and sw.total_cycles > hw.total_cycles
+    conv_hw, conv_sw = (next(r for r in run.layers if r.name == "c") for run in (hw, sw))
+    words = conv_hw.counts["popcount"]
+    assert words == 4 * 16 * 9 and "popcount" not in conv_sw.counts      # 4 filter lanes x 16 outputs x 9 taps
+    assert conv_sw.counts["mul"] == words and sw.total_cycles > hw.total_cycles
+
+
+def test_simd_target_counts_one_vector_op_per_filter_block(tmp_path):
+    """AVX-512: one vpopcntq covers the XG_FB = 8 filters of a block; x86-64: one popcnt per filter."""
+    p = write_net(tmp_path, "one", (64, 6, 6), [{"name": "c", "type": "conv2d", "mode": "xnor", "filters": 16,
+                                                 "kernel": 3}])
+    net = xnorgen.load(p, weights=False)
+    scalar = next(r for r in run_plan(plan_network(net, resolve("x86-64"))).layers if r.name == "c")
+    vec = next(r for r in run_plan(plan_network(net, resolve("x86-64-avx512"))).layers if r.name == "c")
+    assert scalar.counts["popcount"] == 16 * 16 * 9 and "vpopcount" not in scalar.counts
+    assert vec.counts["vpopcount"] == 2 * 16 * 9 and "popcount" not in vec.counts
 
 
 def test_cli_simulate_reports_without_weights(tmp_path):
