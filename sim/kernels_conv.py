@@ -46,7 +46,8 @@ def epilogue(has_alpha: bool, has_k: bool, has_bias: bool) -> dict:
 
 # ---------------------------------------------------------------- xg_xor_popcount_block
 
-def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, accumulate: bool = True) -> Counter:
+def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, accumulate: bool = True,
+                 run_const: int = 0) -> Counter:
     """`calls` calls of xg_xor_popcount_block(x, w, n, acc) with FB = fb filter lanes; in total
     words_const words in calls with a compile-time n (unrolled) and words_var in runtime-n calls.
     Scalar targets: per word one load of x[j], then per lane xor (weight as memory operand),
@@ -67,9 +68,16 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         per_word = scaled(vec, groups)
         per_call = scaled({"vload": 1, "vadd": 2, "store": 1, "vlogic": 2}, groups)
         over = loop(-(-words // 2))                                         # unrolled by two
+    if kind == "scalar" and run_const * fb > 16:
+        # a fully unrolled constant run of run_const words x fb lanes outgrows the 16 GPRs:
+        # gcc spills each xor result and reloads it for popcnt (seen in objdump)
+        per_word_spill = scaled({"store": 1, "load": 1}, fb)
+        counts_spill = scaled(per_word_spill, words_const)
+    else:
+        counts_spill = Counter()
     if not accumulate:                   # the caller's acc is known zero: gcc keeps s[] as miss[]
         per_call = Counter()
-    return scaled(per_word, words) + scaled(per_call, calls) + scaled(CALL, calls) + over
+    return scaled(per_word, words) + scaled(per_call, calls) + scaled(CALL, calls) + over + counts_spill
 
 
 # ---------------------------------------------------------------- binarize stages
@@ -203,7 +211,7 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     if not single:
         counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * wo)     # miss[] = 0
     counts += block_counts(target, fb, calls, nb * g["taps_int"] * wpp, nb * g["taps_bord"] * wpp,
-                           accumulate=not single)
+                           accumulate=not single, run_const=layer.kernel[1] * wpp)
     outs = f * ho * wo
     counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)
     if layer.pad_value != 0:
@@ -356,11 +364,11 @@ def real_conv_counts(lp, target) -> Counter:
         calls_s = nb * c * r * int(sel.sum())
         taps_s_const = nb * c * r * int((sel & interior).sum()) * kw
         taps_s_var = nb * c * r * int(cols_axis[sel & ~interior].sum())
-    else:                                                     # every tap, one call each
+    else:                  # every tap, a run of one; constant ky/kx loops unrolled, acc kept in registers
         calls_s = nb * c * ho * int(sel.sum()) * kh * kw
         taps_s_const, taps_s_var = calls_s, 0
-        counts += scaled({"compare": 2, "logic": 1}, calls_s)
-    counts += real_block_counts(target, ffb, bwn, calls_s, taps_s_const, taps_s_var)
+        counts += scaled({"compare": 2, "logic": 1, "addr": 2}, calls_s)
+    counts += real_block_counts(target, ffb, bwn, calls_s if layer.pad_value == 0 else 0, taps_s_const, taps_s_var)
     outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
     counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)

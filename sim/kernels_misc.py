@@ -30,7 +30,7 @@ def dense(lp, target, consts, x, run: bool):
         nw = lp.packing["words_per_pixel"]
         packed, c1 = pack_chw(x, n, 1, nw, lp.packing["word_bits"], run, target)
         nb, fb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
-        counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + block_counts(target, fb, nb, nb * nw, 0) \
+        counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + block_counts(target, fb, nb, nb * nw, 0, run_const=nw) \
             + scaled({"load": 1, "cvt": 1, "add": 2, "compare": 1}, u)
         beta = None
         if has_k:
