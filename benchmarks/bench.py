@@ -58,15 +58,9 @@ def resnet18_net(tmp):
     text = dst.read_text()
     if "weights:" not in text:
         dst.write_text(text.replace("layers:", "weights: resnet18.npz\nlayers:", 1))
-    from xnorgen.graph import expected_params
+    from xnorgen.weights import random_weights
     net = xnorgen.load(dst, weights=False)
-    rng = np.random.default_rng(3)
-    arrays = {}
-    for layer in net.layers:
-        for p, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
-            a = rng.uniform(0.5, 2, shape) if p == "var" else rng.standard_normal(shape) * 0.1
-            arrays[f"{layer.name}.{p}"] = a.astype(np.float32)
-    np.savez(Path(tmp) / "resnet18.npz", **arrays)
+    np.savez(Path(tmp) / "resnet18.npz", **random_weights(net, np.random.default_rng(3), weight_scale=0.1))
     return xnorgen.load(dst)
 
 

@@ -8,25 +8,16 @@ from pathlib import Path
 import numpy as np
 
 import xnorgen
-from xnorgen.graph import expected_params
+from xnorgen.weights import random_weights
 
 HERE = Path(__file__).parent
 
 
 def main():
     net = xnorgen.load(HERE / "cifar_xnor.yaml", weights=False)
-    rng = np.random.default_rng(2016)
-    arrays = {}
-    for layer in net.layers:
-        for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
-            if pname == "var":
-                a = rng.uniform(0.5, 2.0, shape)
-            elif pname == "gamma":
-                a = rng.uniform(0.5, 1.5, shape)
-            else:
-                a = rng.standard_normal(shape) * (0.1 if pname == "weight" else 1.0)
-            arrays[f"{layer.name}.{pname}"] = a.astype(np.float16)   # half precision keeps the file small
-    np.savez_compressed(HERE / "cifar_xnor.npz", **arrays)
+    arrays = random_weights(net, np.random.default_rng(2016), weight_scale=0.1)
+    half = {k: v.astype(np.float16) for k, v in arrays.items()}     # half precision keeps the file small
+    np.savez_compressed(HERE / "cifar_xnor.npz", **half)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import yaml
 
 import xnorgen
-from xnorgen.graph import expected_params
+from xnorgen.weights import random_weights
 from xnorgen.description import read_description
 from xnorgen.graph import build_graph
 
@@ -25,16 +25,7 @@ def write_net(directory, name, input_shape, layers, rng=None, params=None, outpu
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     net = build_graph(read_description(path))
-    arrays = {}
-    for layer in net.layers:
-        for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
-            if pname == "var":
-                a = rng.uniform(0.5, 2.0, shape)
-            elif pname == "gamma":
-                a = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
-            else:
-                a = rng.standard_normal(shape)
-            arrays[f"{layer.name}.{pname}"] = a.astype(np.float32)
+    arrays = random_weights(net, rng, negative_gamma=True)
     arrays.update(params or {})
     np.savez(directory / f"{name}.npz", **arrays)
     return path

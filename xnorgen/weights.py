@@ -47,3 +47,19 @@ def attach_weights(net: Network) -> None:
             if pname == "var" and np.any(a < 0):
                 raise XnorgenError(lwhere, f"array {key!r} has negative variances")
             layer.params[pname] = a
+
+
+def random_weights(net: Network, rng, weight_scale: float = 1.0, negative_gamma: bool = False) -> dict:
+    """Seeded random arrays for every parameter a shape-only description needs (benchmarks,
+    examples, tests): normal weights/biases/means, variances in [0.5, 2], γ in ±[0.5, 1.5]."""
+    arrays = {}
+    for layer in net.layers:
+        for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
+            if pname == "var":
+                a = rng.uniform(0.5, 2.0, shape)
+            elif pname == "gamma":
+                a = rng.uniform(0.5, 1.5, shape) * (rng.choice([-1.0, 1.0], shape) if negative_gamma else 1.0)
+            else:
+                a = rng.standard_normal(shape) * (weight_scale if pname == "weight" else 1.0)
+            arrays[f"{layer.name}.{pname}"] = a.astype(np.float32)
+    return arrays
