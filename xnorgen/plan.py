@@ -165,6 +165,7 @@ def plan_tiling(plan: Plan) -> Plan:
     interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
     sweeps every pixel with one block's weights (kh*kw*words*FB words, a few KiB) held in L1."""
     fb = filter_block(plan.target)
+    assert plan.target.word_bits % fb == 0, "a filter block's bits must sit in one word (fused epilogues)"
     for lp in plan.layers:
         layer = lp.layer
         if isinstance(layer, Conv2d) and layer.mode == "xnor":
