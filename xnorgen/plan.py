@@ -151,8 +151,9 @@ def _scratch(plan: Plan, lp: LayerPlan, role: str, nbytes: int):
 
 
 def filter_block(target: Target) -> int:
-    """Filters computed together per input word: one vector of words (at least 4 for register reuse)."""
-    return max(4, target.vector_bits // target.word_bits)
+    """Filters computed together per input word: the target's choice, else one vector of words
+    (at least 4 for register reuse)."""
+    return target.filter_block or max(4, target.vector_bits // target.word_bits)
 
 
 def float_filter_block(target: Target) -> int:

@@ -37,6 +37,8 @@ class Target:
     memory: dict = field(default_factory=dict, hash=False)
     # True if the target has an OS and libc (a harness with stdio can run under `run`).
     hosted: bool = True
+    # Filters per register block of the binary kernels; 0: one vector of words (at least 4).
+    filter_block: int = 0
 
     @property
     def word_bytes(self) -> int:
