@@ -129,3 +129,17 @@ def test_float_layers_match_reference(tmp_path, layer):
     got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(op=st.sampled_from(["maxpool", "avgpool"]), h=st.integers(1, 9), w=st.integers(1, 9),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       ph=st.integers(0, 3), pw=st.integers(0, 3), seed=st.integers(0, 10**6))
+def test_pools_random_windows(tmp_path, op, h, w, kh, kw, sh, sw, ph, pw, seed):
+    from hypothesis import assume
+    assume(ph < kh and pw < kw and h + 2 * ph >= kh and w + 2 * pw >= kw)
+    layer = {"name": "p", "type": op, "kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw]}
+    net = xnorgen.load(write_net(tmp_path, f"p{seed}", (3, h, w), [layer], np.random.default_rng(seed)))
+    x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
+    got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
+    assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())

@@ -53,9 +53,13 @@ def _ptr(plan: Plan, key: str, const: bool, ctype: str = "float") -> str:
 
 
 def _window(k: dict, layer, in_shape, out_shape):
+    """Shapes of a windowed layer, and its interior columns [OX0, OX1): every tap in bounds along x."""
     c, h, w = in_shape
     k.update(C=c, H=h, W=w, HO=out_shape[1], WO=out_shape[2], KH=layer.kernel[0], KW=layer.kernel[1],
              SH=layer.stride[0], SW=layer.stride[1], PH=layer.padding[0], PW=layer.padding[1])
+    ox0 = min(-(-k["PW"] // k["SW"]), k["WO"])
+    ox1 = min(max(ox0, (w + k["PW"] - k["KW"]) // k["SW"] + 1), k["WO"])
+    k.update(OX0=ox0, OX1=ox1)
 
 
 def stage_context(st, plan: Plan) -> dict:
@@ -114,11 +118,8 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
         if layer.mode == "xnor":
             args = _xnor_conv(k, lp, plan)
         else:
-            # interior output columns: every tap in bounds along x
-            ox0 = -(-k["PW"] // k["SW"])
-            ox1 = max(ox0, (k["W"] + k["PW"] - k["KW"]) // k["SW"] + 1)
             k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
-                     NB=lp.tiling["filter_blocks"], OX0=ox0, OX1=min(ox1, k["WO"]))
+                     NB=lp.tiling["filter_blocks"])
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
