@@ -43,7 +43,7 @@ CASES = [
     (3, 8, 9, 4, 5, 1, 2, 0),
     (17, 7, 8, 5, [3, 2], 2, [1, 0], 1),
     (64, 2, 3, 3, 5, 1, 2, 0),          # kernel wider than the input
-    (33, 3, 2, [4][0], [3, 5], 1, [1, 2], -1),   # kernel wider than the input, pad_value -1
+    (33, 3, 2, 4, [3, 5], 1, [1, 2], -1),    # kernel wider than the input, pad_value -1
     (5, 4, 4, 2, 3, 2, "valid", 1),
     (130, 4, 4, 3, [2, 3], [1, 2], [0, 1], 0),
     (1, 1, 1, 1, 1, 1, [0, 2], 0),      # outputs whose window lies wholly in the padding
