@@ -32,8 +32,8 @@ CALL = {"add": 2, "compare": 1, "branch": 1, "addr": 2}                # one xg_
 OUT = {"load": 1, "add": 2, "cvt": 1, "store": 1, "addr": 2}           # miss[b] -> n - 2*miss -> float, store
 BIN_ELEM = {"shift": 1, "logic": 1, "store": 1}                        # dst[p*wpp] |= !(x >= 0) << bit
 BIN_VEC = {"load": 1, "compare": 1}                                    # x = row[p] (a float vector)
-BIN_BN = {"fmul": 1, "fadd": 1}                                        # x * scale + shift (per vector)
-EPI_BN = {"fmul": 1, "fadd": 1, "load_op": 2}                          # y = v * scale[f] + shift[f]
+BIN_BN = {"fmul": 1, "fadd": 2}                                        # (x - mean) * scale + beta (per vector)
+EPI_BN = {"fmul": 1, "fadd": 2, "load_op": 3}                          # y = (v - mean[f]) * scale[f] + beta[f]
 EPI_PACK = {"load": 1, "compare": 1, "logic": 1, "shift": 1, "store": 1, "addr": 1}   # pout[..] |= bit
 EPI_A = {"load": 1, "logic": 1, "fadd": 1, "store": 1}                 # aout[p] += fabsf(y)
 
@@ -115,6 +115,12 @@ def abs_mean(x, c: int, hw: int):
     return a / F32(c)
 
 
+def bn_float32(x, consts):
+    """A batchnorm in float32 as the C computes it: (x - mean[c]) * scale[c] + beta[c], x [C, HW]."""
+    col = lambda k: consts[k].astype(F32)[:, None]   # noqa: E731
+    return (x.astype(F32) - col("mean")) * col("scale") + col("beta")
+
+
 def binarize_stage(st, target, src, bn_consts, run: bool):
     """A standalone stage: ((packed [hw, wpp], amap or None) or None, counts)."""
     counts = binarize_counts(target, st.channels, st.hw, st.words_per_pixel, st.needs_amap, st.bn is not None)
@@ -122,7 +128,7 @@ def binarize_stage(st, target, src, bn_consts, run: bool):
         return None, counts
     x = src.reshape(st.channels, st.hw).astype(F32)
     if st.bn is not None:
-        x = x * bn_consts["scale"].astype(F32)[:, None] + bn_consts["shift"].astype(F32)[:, None]
+        x = bn_float32(x, bn_consts)
     packed = pack_words(x, st.channels, st.hw, st.words_per_pixel, target.word_bits)
     return (packed, abs_mean(x, st.channels, st.hw) if st.needs_amap else None), counts
 
@@ -229,7 +235,7 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     if out_stage is None:
         return v.reshape(f, ho, wo), counts
     st, bn = out_stage
-    y = v * bn["scale"].astype(F32)[:, None] + bn["shift"].astype(F32)[:, None]
+    y = bn_float32(v, bn)
     packed = pack_words(y, f, ho * wo, st.words_per_pixel, target.word_bits)
     return (packed, abs_mean(y, f, ho * wo) if st.needs_amap else None), counts
 

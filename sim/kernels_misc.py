@@ -8,11 +8,11 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import F32, block_counts, real_block_counts, channel_mean_abs, epilogue, pack_chw, unblock
+from .kernels_conv import F32, block_counts, bn_float32, real_block_counts, channel_mean_abs, epilogue, pack_chw, unblock
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
 
-BN_ELEM = {"load": 1, "fmul": 1, "fadd": 1, "store": 1}                # out = in * scale[c] + shift[c], per vector
+BN_ELEM = {"load": 1, "fmul": 1, "fadd": 2, "store": 1}                # out = (in - mean[c]) * scale[c] + beta[c]
 POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
 ELEM = {"relu": {"load": 1, "fmax": 1, "store": 1}, "sign": {"load": 1, "compare": 1, "logic": 1, "store": 1},
         "add": {"load": 1, "load_op": 1, "fadd": 1, "store": 1}, "copy": {"load": 1, "store": 1}}
@@ -74,7 +74,7 @@ def _dense_acc(lp, consts, x, n, u):
 
 
 def batchnorm(lp, target, consts, x, run: bool):
-    """kernel_batchnorm.c.j2: folded scale and shift per channel."""
+    """kernel_batchnorm.c.j2: (x - mean) * scale + beta per channel."""
     s = lp.in_shapes[0]
     c, hw = s[0], prod(s[1:])
     vec = c * -(-hw // float_lanes(target))
@@ -82,7 +82,7 @@ def batchnorm(lp, target, consts, x, run: bool):
     if not run:
         return None, counts
     xs = x.reshape(c, hw)
-    out = xs * consts["scale"].astype(F32)[:, None] + consts["shift"].astype(F32)[:, None]
+    out = bn_float32(xs, consts)
     return out.reshape(s), counts
 
 

@@ -64,3 +64,22 @@ def test_random_networks_fused_equal_unfused(tmp_path, seed):
     net = xnorgen.load(random_network(tmp_path, f"f{seed}", np.random.default_rng(seed + 50), output="fc"))
     x = random_input(net, np.random.default_rng(seed), batch=2)
     assert np.array_equal(xnorgen.build(net)(x), xnorgen.build(net, fuse=False)(x))
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_input_equal_to_batchnorm_mean_binarizes_like_the_reference(tmp_path, fuse):
+    """(x - mean) * scale + beta with beta = 0 is exactly 0 where x == mean, so sign = +1 as in the
+    golden model; x * scale + (beta - mean * scale) would leave a rounding residue of either sign."""
+    c = 65
+    rng = np.random.default_rng(9)
+    mean = rng.standard_normal(c).astype(np.float32) * 3
+    layers = [{"name": "bn", "type": "batchnorm"},
+              {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 8, "kernel": 3, "padding": 1,
+               "scale_weight": False, "scale_input": False}]
+    params = {"bn.mean": mean, "bn.beta": np.zeros(c, np.float32),
+              "bn.gamma": rng.uniform(0.3, 3, c).astype(np.float32), "bn.var": rng.uniform(0.1, 5, c).astype(np.float32)}
+    net = xnorgen.load(write_net(tmp_path, f"mean{int(fuse)}", (c, 5, 5), layers, rng, params=params))
+    x = np.broadcast_to(mean[:, None, None], (c, 5, 5)).copy()
+    x[:, ::2, ::2] += rng.standard_normal((c, 3, 3)).astype(np.float32)
+    got = xnorgen.build(net, fuse=fuse)(x)
+    assert np.array_equal(got, xnorgen.reference(net, x))

@@ -4,7 +4,7 @@ Every float tensor T read by xnor convolutions gets one Binarize stage that writ
 as HWC-packed words (and A = mean_c |T| if a reader needs K), shared by all those readers.
 Where it runs:
 - If T is a batchnorm's output read only by xnor convolutions, the batchnorm is folded
-  into the stage (y = x * scale + shift per channel, as the batchnorm kernel computes it),
+  into the stage (y = (x - mean) * scale + beta per channel, as the batchnorm kernel computes it),
   so T never exists in memory.
 - If, further, the batchnorm's input comes from an xnor convolution read only by that
   batchnorm, the stage runs in that convolution's epilogue: its float output never exists

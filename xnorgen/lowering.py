@@ -4,7 +4,7 @@ Needs: a Plan (plan.plan_network) whose layers carry params (weights.attach_weig
 Guarantees: binary weights bit-packed with packing.pack_signs in the layout the
 kernel templates index (xnor conv: [F/FB][kh][kw][words][FB]; xnor dense:
 [U/FB][words][FB]; bwn conv: [F/FB][C*kh*kw] masks of FB sign bits; float conv:
-[F/FB][C*kh*kw][FB]; bwn dense: [units][words]); α, bias and folded batchnorm as float32.
+[F/FB][C*kh*kw][FB]; bwn dense: [units][words]); α, bias and batchnorm (mean, γ/sqrt(var+eps), β) as float32.
 The scales come from reference.alpha: the golden model is the one definition.
 """
 from __future__ import annotations
@@ -66,10 +66,11 @@ def layer_consts(lp: LayerPlan, target: Target) -> list[Const]:
         if layer.bias:
             consts.append(Const("bias", "float", layer.params["bias"]))
     elif isinstance(layer, BatchNorm):
+        # y = (x - mean) * scale + beta: the golden model's order, so x == mean gives beta exactly
         p = layer.params
-        scale = p["gamma"] / np.sqrt(p["var"] + layer.eps)
-        consts.append(Const("scale", "float", scale))
-        consts.append(Const("shift", "float", p["beta"] - p["mean"] * scale))
+        consts.append(Const("mean", "float", p["mean"]))
+        consts.append(Const("scale", "float", p["gamma"] / np.sqrt(p["var"] + layer.eps)))
+        consts.append(Const("beta", "float", p["beta"]))
     return consts
 
 
@@ -97,7 +98,7 @@ def weight_bytes(lp: LayerPlan, target: Target) -> dict | None:
     """
     layer = lp.layer
     if isinstance(layer, BatchNorm):
-        return {"float32": 8 * lp.out_shape[0], "packed": 8 * lp.out_shape[0]}
+        return {"float32": 16 * lp.out_shape[0], "packed": 12 * lp.out_shape[0]}   # γ β μ σ² -> μ, γ/σ, β
     if not isinstance(layer, (Conv2d, Dense)):
         return None
     fan_in = prod(lp.in_shapes[0]) if isinstance(layer, Dense) else lp.in_shapes[0][0] * prod(layer.kernel)
