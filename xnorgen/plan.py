@@ -247,7 +247,8 @@ def manifest(plan: Plan) -> dict:
         layer = lp.layer
         attrs = {k: v for k, v in vars(layer).items() if k not in ("name", "type", "inputs", "params")}
         layers.append({
-            "name": layer.name, "c_name": lp.ident, "type": layer.type, "step": lp.step,
+            "name": layer.name, "c_name": lp.ident, "type": layer.type, "mode": getattr(layer, "mode", "float"),
+            "step": lp.step,
             "attributes": attrs, "inputs": list(layer.inputs), "in_shapes": [list(s) for s in lp.in_shapes],
             "out_shape": list(lp.out_shape), "input_storage": [where(k) for k in lp.inputs],
             "output_storage": where(lp.output),
