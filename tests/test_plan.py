@@ -78,4 +78,5 @@ def test_manifest_records_the_plan(tmp_path):
     conv = next(lay for lay in m["layers"] if lay["name"] == "b2")
     assert conv["packing"]["word_bits"] == 64 and conv["tiling"]["filter_block"] >= 4
     assert conv["predicted"]["cycles"] > 0
+    assert m["predicted_cycles"] == sum(lay["predicted"]["cycles"] for lay in m["layers"])
     assert conv["weight_bytes"]["packed"] < conv["weight_bytes"]["float32"]
