@@ -82,3 +82,17 @@ def test_c_identifiers_are_sanitized_and_unique():
     from xnorgen.naming import unique_c_idents
     ids = unique_c_idents(["conv-1", "conv_1", "2x", "int"])
     assert ids == {"conv-1": "conv_1", "conv_1": "conv_1_1", "2x": "_2x", "int": "int_"}
+
+
+@pytest.mark.parametrize("mode", ["float", "bwn"])
+def test_pad_value_is_for_binarized_inputs_only(tmp_path, mode):
+    """float and bwn convolutions zero-pad their real-valued input; pad_value warns and is dropped."""
+    layer = {"name": "c", "type": "conv2d", "mode": mode, "filters": 2, "kernel": 3, "padding": 1, "pad_value": 1}
+    with pytest.warns(UserWarning, match="pad_value applies to xnor layers only"):
+        net = xnorgen.load(write_net(tmp_path, "pv", (3, 4, 4), [layer], np.random.default_rng(0)))
+    assert net.layer("c").pad_value == 0
+    x = np.ones((3, 4, 4))
+    w = net.layer("c").params["weight"]
+    w = np.sign(w + 0.0) * np.abs(w).reshape(2, -1).mean(axis=1)[:, None, None, None] if mode == "bwn" else w
+    corner = (w[:, :, 1:, 1:]).sum(axis=(1, 2, 3))                     # only the in-bounds taps count
+    np.testing.assert_allclose(xnorgen.reference(net, x)[:, 0, 0], corner, rtol=1e-12)

@@ -113,7 +113,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
         args = [_ptr(plan, key, True) for key in lp.inputs] + [_ptr(plan, lp.output, False)]
     if isinstance(layer, Conv2d):
         _window(k, layer, lp.in_shapes[0], lp.out_shape)
-        k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,
+        k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,   # PV: nonzero for xnor only
                  has_alpha=layer.mode != "float" and layer.scale_weight)
         if layer.mode == "xnor":
             args = _xnor_conv(k, lp, plan)

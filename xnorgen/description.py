@@ -8,6 +8,7 @@ because both need the input shape of each layer.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,6 +190,12 @@ def _parse_layer(i, spec, prev, fname):
             raise XnorgenError(where, f"missing required field {key!r} for type {ltype}")
     if cls is Pool and not kwargs.get("global_", False) and "kernel" not in kwargs:
         raise XnorgenError(where, f"{ltype} needs a kernel (or global: true)")
+    if cls is Conv2d and kwargs.get("pad_value", 0) != 0 and kwargs.get("mode", "float") != "xnor":
+        # pad_value pads the *binarized* input (contract section 2); float and bwn convolutions
+        # see the real-valued input, which is zero-padded like any convolution.
+        warnings.warn(f"{where}: pad_value applies to xnor layers only; this {kwargs.get('mode', 'float')} "
+                      "convolution zero-pads", stacklevel=2)
+        kwargs["pad_value"] = 0
     return cls(name=name, type=ltype, inputs=tuple(inputs), **kwargs)
 
 
