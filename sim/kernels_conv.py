@@ -338,10 +338,10 @@ def real_conv_counts(lp, target) -> Counter:
     pb = 8
     g = conv_geometry(layer, h, w, ho, wo)
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
-    # grouped columns (pad_value 0 and >= 8 interior columns), as codegen computes them
+    # grouped columns (>= 8 interior columns), as codegen computes them; float/bwn always zero-pad
     ox0 = -(-layer.padding[1] // layer.stride[1])
     ox1 = min(max(ox0, (w + layer.padding[1] - kw) // layer.stride[1] + 1), wo)
-    groups = (ox1 - ox0) // pb if (layer.pad_value == 0 and ox1 - ox0 >= pb) else 0
+    groups = (ox1 - ox0) // pb if ox1 - ox0 >= pb else 0
     single_cols = wo - groups * pb
     counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho)
     # --- grouped path: per (fb, oy, group) ---
@@ -366,15 +366,10 @@ def real_conv_counts(lp, target) -> Counter:
     if groups:
         sel[ox0:ox0 + groups * pb] = False
     r = int(rows_axis.sum())
-    if layer.pad_value == 0:
-        calls_s = nb * c * r * int(sel.sum())
-        taps_s_const = nb * c * r * int((sel & interior).sum()) * kw
-        taps_s_var = nb * c * r * int(cols_axis[sel & ~interior].sum())
-    else:                  # every tap, a run of one; constant ky/kx loops unrolled, acc kept in registers
-        calls_s = nb * c * ho * int(sel.sum()) * kh * kw
-        taps_s_const, taps_s_var = calls_s, 0
-        counts += scaled({"compare": 2, "logic": 1, "addr": 2}, calls_s)
-    counts += real_block_counts(target, ffb, bwn, calls_s if layer.pad_value == 0 else 0, taps_s_const, taps_s_var)
+    calls_s = nb * c * r * int(sel.sum())
+    taps_s_const = nb * c * r * int((sel & interior).sum()) * kw
+    taps_s_var = nb * c * r * int(cols_axis[sel & ~interior].sum())
+    counts += real_block_counts(target, ffb, bwn, calls_s, taps_s_const, taps_s_var)
     outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
     counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
@@ -416,16 +411,14 @@ def _real_core(lp, target, consts, x, has_alpha):
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
     acc = np.zeros((f, ho, wo), dtype=F32)
-    pv = F32(layer.pad_value)
-    for ch in range(c):
+    for ch in range(c):                     # float/bwn zero-pad: padded taps add nothing
         for ky in range(kh):
             for kx in range(kw):
                 m = yin[:, ky, None] & xin[None, :, kx]
                 v = x[ch][np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
-                v = np.where(m, v, pv)
                 wt = wts[:, ch, ky, kx][:, None, None]
                 term = np.where(wt < 0, -v[None], v[None]) if layer.mode == "bwn" else v[None] * wt
-                acc = np.where(m[None], acc + term, acc) if layer.pad_value == 0 else acc + term
+                acc = np.where(m[None], acc + term, acc)
     if has_alpha:
         acc = acc * consts["alpha"].astype(F32)[:, None, None]
     if layer.bias:
