@@ -158,3 +158,11 @@ def test_no_fuse_keeps_batchnorm_tensors(tmp_path):
         r = xnorgen_cli("compile", net, "--target", "x86-64", "-o", out, *flag)
         assert r.returncode == 0, r.stderr
         assert json.loads((out / "manifest.json").read_text())["elided_tensors"] == elided
+
+
+def test_warnings_are_one_line(tmp_path):
+    layers = [{"name": "c", "type": "conv2d", "mode": "bwn", "filters": 2, "kernel": 3, "padding": 1, "pad_value": 1}]
+    net = write_net(tmp_path, "pvw", (3, 4, 4), layers)
+    r = xnorgen_cli("compile", net, "--target", "x86-64", "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == f"warning: {net}: layer c: pad_value applies to xnor layers only; this bwn convolution zero-pads"

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import click
@@ -31,6 +32,12 @@ def _user_errors(fn):
 @click.version_option(package_name="xnorgen")
 def main():
     """xnorgen: compile binarized (XNOR-Net / BWN) networks to plain-C libraries."""
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings about the user's input as `warning: <where>: <what>`, like errors, without source lines."""
+    click.echo(f"warning: {message}", err=True)
 
 
 @main.command()
