@@ -2,7 +2,8 @@
 
 run_plan(plan, x=None) walks plan.layers in order, as the generated <net>_infer
 does: a layer's standalone binarize stages (LayerPlan.stages_before) run just before
-it, a batchnorm folded into a stage has no kernel (and costs nothing), an xnor conv
+it, a batchnorm folded into a stage has no kernel (and costs nothing), a float/bwn conv
+applies its folded batchnorm (+ relu) in its epilogue (their arithmetic counted there), an xnor conv
 reads its stage's packed words and A and, with binarize_out, writes the next stage in
 its epilogue instead of floats (elided tensors are never stored or loaded). Each kernel
 goes to its simulator (kernels_conv / kernels_misc), which follows the layer's packing
@@ -121,7 +122,7 @@ def run_plan(plan: Plan, x=None) -> Run:
             out, counts = kc.binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
             result.stages[sname] = out
             record(sname, stage_ident(st, plan), "binarize", None, counts)
-        if lp.folded_into:                       # folded into its stage: no kernel, no tensor
+        if lp.folded_into:                       # folded into a stage or a conv epilogue: no kernel
             record(layer.name, lp.ident, layer.type, None, Counter())
             continue
         if isinstance(layer, Conv2d) and layer.mode == "xnor":
@@ -139,5 +140,22 @@ def run_plan(plan: Plan, x=None) -> Run:
             out, counts = simulate_layer(lp, plan, ins, run)
         if run and out is not None:
             result.tensors[layer.name] = np.asarray(out, dtype=np.float32).reshape(lp.out_shape)
+        if lp.epilogue:
+            counts += _epilogue(plan, lp, result, run)
         record(layer.name, lp.ident, layer.type, getattr(layer, "mode", None), counts)
     return result
+
+
+def _epilogue(plan: Plan, lp, result: Run, run: bool) -> Counter:
+    """A float/bwn conv's folded batchnorm (+ relu): the same float32 values as their own kernels,
+    computed per output in the conv's epilogue, so only their arithmetic is counted (the
+    intermediate tensors are never stored or reloaded)."""
+    by_name, counts = _by_name(plan), Counter()
+    for name in lp.epilogue:
+        f = by_name[name]
+        ins = [result.tensors[s] for s in f.layer.inputs] if run else None
+        out, c = simulate_layer(f, plan, ins, run)
+        counts += c - Counter({"load": c.get("load", 0), "store": c.get("store", 0)})
+        if run:
+            result.tensors[name] = np.asarray(out, dtype=np.float32).reshape(f.out_shape)
+    return counts

@@ -83,3 +83,25 @@ def test_input_equal_to_batchnorm_mean_binarizes_like_the_reference(tmp_path, fu
     x[:, ::2, ::2] += rng.standard_normal((c, 3, 3)).astype(np.float32)
     got = xnorgen.build(net, fuse=fuse)(x)
     assert np.array_equal(got, xnorgen.reference(net, x))
+
+
+@pytest.mark.parametrize("mode", ["float", "bwn"])
+def test_conv_batchnorm_relu_fold_into_the_conv_epilogue(tmp_path, mode):
+    layers = [{"name": "c1", "type": "conv2d", "mode": mode, "filters": 20, "kernel": 3, "padding": 1, "bias": True},
+              {"name": "bn1", "type": "batchnorm"}, {"name": "r1", "type": "relu"},
+              {"name": "p1", "type": "maxpool", "kernel": 2},
+              {"name": "c2", "type": "conv2d", "mode": mode, "filters": 17, "kernel": [3, 2], "stride": 2},
+              {"name": "bn2", "type": "batchnorm"}]                 # folded, and it is the output
+    net = xnorgen.load(write_net(tmp_path, f"epi{mode}", (3, 20, 19), layers, np.random.default_rng(4),
+                                 params={"bn1.gamma": np.resize(np.float32([1, -0.5, 0]), 20)}))
+    plan = plan_network(net, resolve("x86-64"))
+    assert plan.elided == {"c1", "bn1", "c2"}
+    assert [lp.epilogue for lp in plan.layers if lp.epilogue] == [["bn1", "r1"], ["bn2"]]
+    x = random_input(net, np.random.default_rng(5), batch=2)
+    fused = xnorgen.build(net)(x)
+    assert np.array_equal(fused, xnorgen.build(net, fuse=False)(x))
+    want = xnorgen.reference(net, x)
+    assert np.abs(fused - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+    from xnorgen.sim.machine import run_plan
+    sim = run_plan(plan_network(net, resolve("host")), x[0])
+    assert np.array_equal(sim.output, fused[0])

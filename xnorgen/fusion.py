@@ -80,6 +80,38 @@ def plan_binarize(plan, fuse: bool = True):
     return plan
 
 
+def plan_epilogues(plan, fuse: bool = True):
+    """Fold a batchnorm (and a relu after it) into the epilogue of the float or bwn convolution
+    before it, when each is the only reader of the one before: the convolution applies them to
+    every output exactly as their own kernels would (same float32 operations, same order) and
+    writes the last tensor directly, so the intermediate tensors are never stored. Batchnorms
+    already folded into a binarize stage are left alone (run plan_binarize first)."""
+    if not fuse:
+        return plan
+    readers: dict[str, list] = {}
+    for lp in plan.layers:
+        for src in lp.layer.inputs:
+            readers.setdefault(src, []).append(lp)
+    for lp in plan.layers:
+        layer = lp.layer
+        if not (isinstance(layer, Conv2d) and layer.mode != "xnor") or layer.name == plan.net.output:
+            continue
+        chain, cur = [], layer.name
+        for kind in ("batchnorm", "relu"):
+            rs = readers.get(cur, [])
+            if len(rs) != 1 or rs[0].layer.type != kind or rs[0].folded_into or cur == plan.net.output:
+                break
+            chain.append(rs[0])
+            cur = rs[0].layer.name
+        if not chain or chain[0].layer.type != "batchnorm":
+            continue
+        lp.epilogue = [f.layer.name for f in chain]
+        plan.elided.update([layer.name] + lp.epilogue[:-1])
+        for f in chain:
+            f.folded_into = layer.name
+    return plan
+
+
 def stage_reads(plan) -> list[tuple[str, int]]:
     """(tensor, step) pairs: standalone stages read their source at their reader's step."""
     steps = {lp.layer.name: lp.step for lp in plan.layers}

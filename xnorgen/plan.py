@@ -17,7 +17,7 @@ from .graph import Network
 from .naming import unique_c_idents
 from .packing import words_for
 from .target import Target
-from .fusion import plan_binarize, stage_reads
+from .fusion import plan_binarize, plan_epilogues, stage_reads
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -54,7 +54,8 @@ class LayerPlan:
     binarize_in: str | None = None      # xnor conv: the stage whose packed words it reads
     binarize_out: str | None = None     # producer: the stage its epilogue writes instead of floats
     stages_before: list[str] = field(default_factory=list)   # stages run just before this kernel
-    folded_into: str | None = None      # batchnorm folded into a stage: no kernel of its own
+    folded_into: str | None = None      # folded into a stage or a conv epilogue: no kernel of its own
+    epilogue: list[str] = field(default_factory=list)   # float/bwn conv: folded batchnorm (+ relu) it applies
 
     @property
     def binary_input(self) -> bool:
@@ -90,6 +91,7 @@ def assign_storage(plan: Plan) -> Plan:
     """Map every tensor to the caller's input/output pointer or to an arena buffer (flatten aliases)."""
     net = plan.net
     plan.storage["input"] = INPUT
+    writer = {lp.epilogue[-1]: lp for lp in plan.layers if lp.epilogue}   # tensors a conv epilogue writes
     for lp in plan.layers:
         name = lp.layer.name
         if name == net.output:
@@ -99,9 +101,12 @@ def assign_storage(plan: Plan) -> Plan:
         elif is_alias(lp.layer, net):
             plan.storage[name] = plan.storage[lp.layer.inputs[0]]
         else:
+            step = writer[name].step if name in writer else lp.step
             plan.storage[name] = name
-            plan.buffers[name] = Buffer(name, 4 * prod(lp.out_shape), lp.step, lp.step)
+            plan.buffers[name] = Buffer(name, 4 * prod(lp.out_shape), step, step)
         lp.inputs = [plan.storage[s] for s in lp.layer.inputs]
+        lp.output = plan.storage[name]
+    for name, lp in writer.items():     # the conv writes the last tensor of its epilogue
         lp.output = plan.storage[name]
     reads = [(key, lp.step) for lp in plan.layers for key in lp.inputs]
     reads += [(plan.storage[t], step) for t, step in stage_reads(plan)]
@@ -218,7 +223,7 @@ def plan_network(net: Network, target: Target, predict=None, fuse: bool = True) 
     idents = unique_c_idents([layer.name for layer in net.layers])
     layers = [LayerPlan(layer, i, idents[layer.name], [net.shapes[s] for s in layer.inputs], net.shapes[layer.name])
               for i, layer in enumerate(net.layers)]
-    plan = plan_binarize(Plan(net, target, layers), fuse)
+    plan = plan_epilogues(plan_binarize(Plan(net, target, layers), fuse), fuse)
     for p in (assign_storage, plan_packing, plan_tiling, plan_arena):
         plan = p(plan)
     if predict is not None:
@@ -256,7 +261,8 @@ def manifest(plan: Plan) -> dict:
             "packing": lp.packing, "tiling": lp.tiling, "weight_bytes": weight_bytes(lp, plan.target),
             "predicted": lp.predicted,
             "fusion": {"binarize_in": lp.binarize_in, "binarize_out": lp.binarize_out,
-                       "stages_before": lp.stages_before, "folded_into": lp.folded_into},
+                       "stages_before": lp.stages_before, "folded_into": lp.folded_into,
+                       "epilogue": lp.epilogue},
         })
     return {
         "name": plan.net.name, "target": plan.target.name, "word_bits": plan.target.word_bits,
