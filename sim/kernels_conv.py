@@ -115,6 +115,27 @@ def abs_mean(x, c: int, hw: int):
     return a / F32(c)
 
 
+def fma32(a, b, c):
+    """float32 fused multiply-add, exactly as C's fmaf: round32(a*b + c) with one rounding.
+    a*b is exact in float64 (24 + 24 bits); s = p + c rounds once to 53 bits and TwoSum gives
+    its exact error e. Rounding s to float32 can only go wrong when s sits exactly halfway
+    between two float32 values while p + c does not (e != 0): then the true value lies on the
+    side of e."""
+    a64, b64, c64 = (np.asarray(v, dtype=F32).astype(np.float64) for v in (a, b, c))
+    p = a64 * b64
+    s = p + c64
+    bb = s - p
+    e = (p - (s - bb)) + (c64 - bb)
+    r = s.astype(F32)
+    r64 = r.astype(np.float64)
+    toward = np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)).astype(F32)
+    other = np.nextafter(r, toward)
+    o64 = other.astype(np.float64)
+    tie = (s != r64) & (np.abs(s - r64) == np.abs(o64 - s))
+    fix = tie & (e != 0) & ((o64 - r64) * e > 0)
+    return np.where(fix, other, r).astype(F32)
+
+
 def bn_float32(x, consts):
     """A batchnorm in float32 as the C computes it: (x - mean[c]) * scale[c] + beta[c], x [C, HW]."""
     col = lambda k: consts[k].astype(F32)[:, None]   # noqa: E731
@@ -417,8 +438,13 @@ def _real_core(lp, target, consts, x, has_alpha):
                 m = yin[:, ky, None] & xin[None, :, kx]
                 v = x[ch][np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
                 wt = wts[:, ch, ky, kx][:, None, None]
-                term = np.where(wt < 0, -v[None], v[None]) if layer.mode == "bwn" else v[None] * wt
-                acc = np.where(m[None], acc + term, acc)
+                if layer.mode == "bwn":
+                    new = acc + np.where(wt < 0, -v[None], v[None])
+                elif target.fma:                            # fused multiply-add: one rounding per tap
+                    new = fma32(v[None], wt, acc)
+                else:
+                    new = acc + v[None] * wt
+                acc = np.where(m[None], new, acc)
     if has_alpha:
         acc = acc * consts["alpha"].astype(F32)[:, None, None]
     if layer.bias:

@@ -8,7 +8,7 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import F32, block_counts, bn_float32, real_block_counts, channel_mean_abs, epilogue, pack_chw, unblock
+from .kernels_conv import F32, block_counts, bn_float32, fma32, real_block_counts, channel_mean_abs, epilogue, pack_chw, unblock
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
 
@@ -46,7 +46,7 @@ def dense(lp, target, consts, x, run: bool):
         out = (n - 2 * np.bitwise_count(packed[0][None, :] ^ w).sum(axis=1, dtype=np.int64)).astype(F32)
         scale2 = beta[0] if has_k else None
     else:
-        out = _dense_acc(lp, consts, x.reshape(-1), n, u)
+        out = _dense_acc(lp, consts, x.reshape(-1), n, u, target.fma)
         scale2 = None
     if has_alpha:
         out = out * consts["alpha"].astype(F32)
@@ -57,7 +57,7 @@ def dense(lp, target, consts, x, run: bool):
     return out, counts
 
 
-def _dense_acc(lp, consts, x, n, u):
+def _dense_acc(lp, consts, x, n, u, fma: bool):
     """acc += w[i] * in[i] (or ±in[i] for bwn), sequentially over i, as float32; weights in
     unit blocks of XG_FFB ([U/FFB][N][FFB] floats, or one FFB-bit sign mask per (block, input))."""
     layer, ffb = lp.layer, lp.tiling["filter_block"]
@@ -69,7 +69,10 @@ def _dense_acc(lp, consts, x, n, u):
         w = unblock(consts["w"].astype(F32), lp.tiling, u, (n,))
     acc = np.zeros(u, dtype=F32)
     for i in range(n):
-        acc = acc + (np.where(neg[:, i], -x[i], x[i]) if layer.mode == "bwn" else w[:, i] * x[i])
+        if layer.mode == "bwn":
+            acc = acc + np.where(neg[:, i], -x[i], x[i])
+        else:
+            acc = fma32(x[i], w[:, i], acc) if fma else acc + w[:, i] * x[i]
     return acc
 
 

@@ -150,7 +150,7 @@ def _net_context(plan: Plan) -> dict:
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
-            "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t)}
+            "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma}
 
 
 def render(plan: Plan) -> dict[str, str]:

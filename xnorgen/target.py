@@ -39,6 +39,9 @@ class Target:
     hosted: bool = True
     # Filters per register block of the binary kernels; 0: one vector of words (at least 4).
     filter_block: int = 0
+    # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
+    # rounding), through the ISA template's XG_VFMA where it defines one.
+    fma: bool = False
 
     @property
     def word_bytes(self) -> int:
