@@ -5,7 +5,6 @@ import numpy as np
 
 
 def _session(graph_nodes, inputs, outputs, initializers):
-    import onnx
     import onnxruntime as ort
     from onnx import helper
 

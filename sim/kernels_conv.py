@@ -269,7 +269,7 @@ def _xnor_core(lp, consts, packed, kmap):
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    wpp, fb = lp.packing["words_per_pixel"], lp.tiling["filter_block"]
+    wpp = lp.packing["words_per_pixel"]
     wts = unblock(consts["w"], lp.tiling, f, (kh, kw, wpp))
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
@@ -357,7 +357,6 @@ def real_conv_counts(lp, target) -> Counter:
     sse2 = _sse2_only(target)
     bwn = layer.mode == "bwn"
     pb = 8
-    g = conv_geometry(layer, h, w, ho, wo)
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
     # grouped columns (>= 8 interior columns), as codegen computes them; float/bwn always zero-pad
     ox0 = -(-layer.padding[1] // layer.stride[1])

@@ -175,8 +175,9 @@ def build_harness(directory, name: str, target: Target) -> Path:
     return exe
 
 
-def run_harness(exe, target: Target, x) -> "np.ndarray":
-    """Run the harness on a batch x (first axis = samples) under the target's `run` prefix."""
+def run_harness(exe, target: Target, x):
+    """Run the harness on a batch x (first axis = samples) under the target's `run` prefix;
+    returns the outputs as a float32 array [samples, OUTPUT_SIZE]."""
     import numpy as np
     d = Path(exe).parent
     x = np.ascontiguousarray(x, dtype=np.float32)

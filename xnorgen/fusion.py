@@ -19,7 +19,7 @@ stages_before and folded_into say which layer runs what.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 
 from .description import BatchNorm, Conv2d
