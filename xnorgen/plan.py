@@ -169,7 +169,8 @@ def float_filter_block(target: Target) -> int:
 def plan_tiling(plan: Plan) -> Plan:
     """Binary layers: filters (units) in register blocks of filter_block, whose weights are
     interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
-    sweeps every pixel with one block's weights (kh*kw*words*FB words, a few KiB) held in L1."""
+    sweeps every pixel with one block's weights (kh*kw*words*FB words, a few KiB) held in L1.
+    Float and bwn layers: filters in blocks of one vector of float lanes (float_filter_block)."""
     fb = filter_block(plan.target)
     assert plan.target.word_bits % fb == 0, "a filter block's bits must sit in one word (fused epilogues)"
     for lp in plan.layers:
@@ -186,18 +187,14 @@ def plan_tiling(plan: Plan) -> Plan:
             lp.tiling = {"filter_block": fb, "filter_blocks": -(-layer.units // fb),
                          "loop_order": "unit block > word > unit in block"}
             lp.packing["weight_layout"] = "[U/FB][words][FB], units past U zero"
-        elif isinstance(layer, Conv2d):
-            ffb = float_filter_block(plan.target)
-            lp.tiling = {"filter_block": ffb, "filter_blocks": -(-layer.filters // ffb),
-                         "loop_order": "filter block > out row > out col > channel > ky > kx > filter in block",
-                         "weight_layout": "[F/FB][C][KH][KW][FB] floats" if layer.mode == "float"
-                         else "[F/FB][C][KH][KW] masks of FB sign bits"}
-        elif isinstance(layer, Dense):
-            ffb = float_filter_block(plan.target)
-            lp.tiling = {"filter_block": ffb, "filter_blocks": -(-layer.units // ffb),
-                         "loop_order": "unit block > input > unit in block",
-                         "weight_layout": "[U/FB][N][FB] floats" if layer.mode == "float"
-                         else "[U/FB][N] masks of FB sign bits"}
+        elif isinstance(layer, (Conv2d, Dense)):      # float and bwn: blocks of float lanes
+            ffb, conv = float_filter_block(plan.target), isinstance(layer, Conv2d)
+            fan_in = "[C][KH][KW]" if conv else "[N]"
+            lp.tiling = {"filter_block": ffb, "filter_blocks": -(-(layer.filters if conv else layer.units) // ffb),
+                         "loop_order": "filter block > out row > out col > channel > ky > kx > filter in block"
+                         if conv else "unit block > input > unit in block",
+                         "weight_layout": f"[F/FB]{fan_in}[FB] floats" if layer.mode == "float"
+                         else f"[F/FB]{fan_in} masks of FB sign bits"}
     return plan
 
 
