@@ -356,12 +356,11 @@ def real_conv_counts(lp, target) -> Counter:
     fv = max(1, ffb // float_vector_lanes(target))           # vector instructions per block of lanes
     sse2 = _sse2_only(target)
     bwn = layer.mode == "bwn"
-    pb = 8
+    pb = lp.tiling["pixel_block"]
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
-    # grouped columns (>= 8 interior columns), as codegen computes them; float/bwn always zero-pad
-    ox0 = -(-layer.padding[1] // layer.stride[1])
-    ox1 = min(max(ox0, (w + layer.padding[1] - kw) // layer.stride[1] + 1), wo)
-    groups = (ox1 - ox0) // pb if ox1 - ox0 >= pb else 0
+    # interior columns in groups of pb (the plan's decision; float/bwn always zero-pad)
+    ox0, ox1 = lp.tiling["interior_columns"]
+    groups = (ox1 - ox0) // pb if pb else 0
     single_cols = wo - groups * pb
     counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho)
     # --- grouped path: per (fb, oy, group) ---

@@ -16,7 +16,8 @@ import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .lowering import layer_consts, mask_bytes
-from .plan import INPUT, OUTPUT, Plan, LayerPlan, filter_block, float_filter_block, is_alias, manifest
+from .plan import (INPUT, OUTPUT, LayerPlan, Plan, filter_block, float_filter_block, interior_columns, is_alias,
+                   manifest)
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -57,8 +58,7 @@ def _window(k: dict, layer, in_shape, out_shape):
     c, h, w = in_shape
     k.update(C=c, H=h, W=w, HO=out_shape[1], WO=out_shape[2], KH=layer.kernel[0], KW=layer.kernel[1],
              SH=layer.stride[0], SW=layer.stride[1], PH=layer.padding[0], PW=layer.padding[1])
-    ox0 = min(-(-k["PW"] // k["SW"]), k["WO"])
-    ox1 = min(max(ox0, (w + k["PW"] - k["KW"]) // k["SW"] + 1), k["WO"])
+    ox0, ox1 = interior_columns(w, k["KW"], k["SW"], k["PW"], k["WO"])
     k.update(OX0=ox0, OX1=ox1)
 
 
@@ -121,7 +121,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
             idents = {p.layer.name: p.ident for p in plan.layers}
             post = [{"name": n, "op": plan.net.layer(n).type, "sym": f"{net.name}_{idents[n]}"} for n in lp.epilogue]
             k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
-                     NB=lp.tiling["filter_blocks"], post=post)
+                     NB=lp.tiling["filter_blocks"], post=post, PB=lp.tiling["pixel_block"])
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),
