@@ -31,6 +31,26 @@ def write_net(directory, name, input_shape, layers, rng=None, params=None, outpu
     return path
 
 
+def with_zeros(shape, rng):
+    """Random float32 values with about 10% exact +0.0 / -0.0 entries (sign(0) = +1 must hold)."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    mask = rng.random(shape) < 0.1
+    x[mask] = rng.choice(np.array([0.0, -0.0], dtype=np.float32), size=int(mask.sum()))
+    return x
+
+
+def xnor_conv_net(directory, c, h, w, f, kernel, stride, padding, pad_value, seed, scaled=False):
+    """One xnor conv2d; with scaled=False (no alpha, K or bias) its output is the integer core.
+    Weights include exact zeros, so sign(0) = +1 is exercised for weights too."""
+    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": kernel,
+             "stride": stride, "padding": padding, "pad_value": pad_value, "bias": scaled,
+             "scale_weight": scaled, "scale_input": scaled}
+    rng = np.random.default_rng(seed)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    path = write_net(directory, f"x{seed}", (c, h, w), [layer], rng, params={"conv.weight": with_zeros((f, c, kh, kw), rng)})
+    return xnorgen.load(path)
+
+
 def random_input(net, rng, batch=None):
     shape = tuple(net.input_shape) if batch is None else (batch, *net.input_shape)
     return rng.standard_normal(shape).astype(np.float32)

@@ -9,27 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import xnorgen
-from netgen import write_net
+from netgen import with_zeros, write_net, xnor_conv_net
 from xnorgen.reference import binary_conv_core, sign
-
-
-def _input_with_zeros(shape, rng):
-    """Random input where some entries are exactly +0.0 / -0.0 (sign(0) = +1 must hold)."""
-    x = rng.standard_normal(shape).astype(np.float32)
-    mask = rng.random(shape) < 0.1
-    x[mask] = rng.choice(np.array([0.0, -0.0], dtype=np.float32), size=int(mask.sum()))
-    return x
-
-
-def _xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed, scaled=False):
-    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": kernel,
-             "stride": stride, "padding": padding, "pad_value": pad_value, "bias": scaled,
-             "scale_weight": scaled, "scale_input": scaled}
-    rng = np.random.default_rng(seed)
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    weight = _input_with_zeros((f, c, kh, kw), rng)       # zero weights: sign(0) = +1 for weights too
-    path = write_net(tmp_path, f"x{seed}", (c, h, w), [layer], rng, params={"conv.weight": weight})
-    return xnorgen.load(path)
 
 
 # (C, H, W, filters, kernel, stride, padding, pad_value): every case the core issue names.
@@ -54,8 +35,8 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_k{}_s{}_p{}_pv{}".format(c[0], c[1], c[2], *c[4:]))
 def test_xnor_conv_integer_core_is_exact(tmp_path, case):
     c, h, w, f, kernel, stride, padding, pad_value = case
-    net = _xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=c * 7 + h)
-    x = _input_with_zeros((4, c, h, w), np.random.default_rng(c))
+    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=c * 7 + h)
+    x = with_zeros((4, c, h, w), np.random.default_rng(c))
     got = xnorgen.build(net)(x)
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert got.shape == want.shape
@@ -70,8 +51,8 @@ def test_xnor_conv_integer_core_is_exact(tmp_path, case):
 def test_xnor_conv_random_shapes_exact(tmp_path, c, h, w, f, kh, kw, sh, sw, ph, pw, pad_value, seed):
     from hypothesis import assume
     assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
-    net = _xnor_conv_net(tmp_path, c, h, w, f, [kh, kw], [sh, sw], [ph, pw], pad_value, seed)
-    x = _input_with_zeros((2, c, h, w), np.random.default_rng(seed))
+    net = xnor_conv_net(tmp_path, c, h, w, f, [kh, kw], [sh, sw], [ph, pw], pad_value, seed)
+    x = with_zeros((2, c, h, w), np.random.default_rng(seed))
     got = xnorgen.build(net)(x)
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(got, want)
@@ -79,7 +60,7 @@ def test_xnor_conv_random_shapes_exact(tmp_path, c, h, w, f, kh, kw, sh, sw, ph,
 
 @pytest.mark.parametrize("pad_value", [0, 1, -1])
 def test_xnor_conv_scaled_matches_reference(tmp_path, pad_value):
-    net = _xnor_conv_net(tmp_path, 65, 6, 7, 9, [3, 2], 1, 1, pad_value, seed=3, scaled=True)
+    net = xnor_conv_net(tmp_path, 65, 6, 7, 9, [3, 2], 1, 1, pad_value, seed=3, scaled=True)
     x = np.random.default_rng(5).standard_normal((3, 65, 6, 7))
     got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
@@ -88,9 +69,9 @@ def test_xnor_conv_scaled_matches_reference(tmp_path, pad_value):
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 200])
 def test_xnor_dense_integer_core_is_exact(tmp_path, n):
     layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": 37, "scale_weight": False, "scale_input": False}
-    weight = _input_with_zeros((37, n), np.random.default_rng(n + 2))
+    weight = with_zeros((37, n), np.random.default_rng(n + 2))
     net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], np.random.default_rng(n), {"fc.weight": weight}))
-    x = _input_with_zeros((5, n), np.random.default_rng(n + 1))
+    x = with_zeros((5, n), np.random.default_rng(n + 1))
     want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
     assert np.array_equal(xnorgen.build(net)(x), want)
 
@@ -125,7 +106,7 @@ def test_real_input_conv_matches_reference(tmp_path, mode, pad_value):
 ], ids=lambda d: "-".join(str(v) for v in d.values()))
 def test_float_layers_match_reference(tmp_path, layer):
     net = xnorgen.load(write_net(tmp_path, "f", (6, 5, 7), [{"name": "l", **layer}], np.random.default_rng(11)))
-    x = _input_with_zeros((3, 6, 5, 7), np.random.default_rng(12))
+    x = with_zeros((3, 6, 5, 7), np.random.default_rng(12))
     got, want = xnorgen.build(net)(x), xnorgen.reference(net, x)
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())

@@ -14,7 +14,7 @@ import yaml
 
 import xnorgen
 import xnorgen.target as tg
-from netgen import random_input, random_network, write_net
+from netgen import random_input, random_network, with_zeros, write_net, xnor_conv_net
 from xnorgen.reference import binary_conv_core, sign
 
 X86 = ["x86-64", "x86-64-avx2", "x86-64-avx512"]
@@ -28,22 +28,6 @@ def _target(name):
         missing = sorted(set(t.requires_cpu) - tg._cpu_flags())
         pytest.skip(f"{name} does not run on this {platform.machine()} CPU (lacks {', '.join(missing) or t.arch})")
     return t
-
-
-def _signs_with_zeros(shape, rng):
-    x = rng.standard_normal(shape).astype(np.float32)
-    x[rng.random(shape) < 0.1] = 0.0                    # sign(0) = +1
-    return x
-
-
-def _xnor_conv(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed):
-    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": kernel, "stride": stride,
-             "padding": padding, "pad_value": pad_value, "bias": False, "scale_weight": False, "scale_input": False}
-    rng = np.random.default_rng(seed)
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    path = write_net(tmp_path, f"t{seed}", (c, h, w), [layer], rng,
-                     params={"conv.weight": _signs_with_zeros((f, c, kh, kw), rng)})
-    return xnorgen.load(path)
 
 
 # (C, H, W, filters, kernel, stride, padding, pad_value): word tails of every vector width
@@ -65,8 +49,8 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
 def test_xnor_conv_core_exact(tmp_path, target, case):
     t = _target(target)
-    net = _xnor_conv(tmp_path, *case, seed=case[0] + case[3])
-    x = _signs_with_zeros((2, *net.input_shape), np.random.default_rng(case[0]))
+    net = xnor_conv_net(tmp_path, *case, seed=case[0] + case[3])
+    x = with_zeros((2, *net.input_shape), np.random.default_rng(case[0]))
     got = xnorgen.build(net, target=t)(x)
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(got, want), f"max diff {np.abs(got - want).max()}"
@@ -78,8 +62,8 @@ def test_xnor_dense_core_exact(tmp_path, target, n):
     t = _target(target)
     layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": 13, "scale_weight": False, "scale_input": False}
     rng = np.random.default_rng(n)
-    net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], rng, {"fc.weight": _signs_with_zeros((13, n), rng)}))
-    x = _signs_with_zeros((3, n), rng)
+    net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], rng, {"fc.weight": with_zeros((13, n), rng)}))
+    x = with_zeros((3, n), rng)
     want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
 
@@ -105,7 +89,7 @@ def _disassembly(lib) -> str:
 @pytest.mark.parametrize("target", X86)
 def test_library_contains_the_targets_popcount_instruction(tmp_path, target):
     t = _target(target)
-    net = _xnor_conv(tmp_path, 256, 6, 6, 16, 3, 1, 1, 0, seed=1)
+    net = xnor_conv_net(tmp_path, 256, 6, 6, 16, 3, 1, 1, 0, seed=1)
     asm = _disassembly(xnorgen.build(net, target=t))
     assert SIGNATURE[target] in asm
     if target != "x86-64-avx512":
@@ -122,15 +106,15 @@ def test_portable_fallback_is_exact(tmp_path, target, how):
     base = tg.resolve("x86-64")
     cflags = base.cflags if how == "baseline-flags" else (*t.cflags, "-DXG_NO_SIMD")
     portable = dataclasses.replace(t, cflags=cflags)
-    net = _xnor_conv(tmp_path, 520, 4, 4, 11, 3, 1, 1, -1, seed=2)
-    x = _signs_with_zeros((2, *net.input_shape), np.random.default_rng(3))
+    net = xnor_conv_net(tmp_path, 520, 4, 4, 11, 3, 1, 1, -1, seed=2)
+    x = with_zeros((2, *net.input_shape), np.random.default_rng(3))
     lib = xnorgen.build(net, target=portable)
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(lib(x), want)
     if how == "baseline-flags":
         assert SIGNATURE[target] not in _disassembly(lib)
         intrinsic = {"avx2": "_mm256_shuffle_epi8", "avx512": "_mm512_popcnt_epi64"}[t.popcount]
-        assert intrinsic in lib.files["t2.c"]          # the ISA code is there, the preprocessor skipped it
+        assert intrinsic in lib.files[f"{net.name}.c"]   # the ISA code is there, the preprocessor skipped it
 
 
 def test_host_is_the_best_supported_x86_target(monkeypatch):

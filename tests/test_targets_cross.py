@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import xnorgen
 import xnorgen.target as tg
-from netgen import random_input, random_network, write_net
+from netgen import random_input, random_network, with_zeros, write_net, xnor_conv_net
 from xnorgen import crossbuild
 from xnorgen.cli import main
 from xnorgen.compiler import compile_network
@@ -32,12 +32,6 @@ def _armv8():
     t = tg.resolve("armv8")
     _need(t.cc, t.ar, t.run[0], "make")
     return t
-
-
-def _signs_with_zeros(shape, rng):
-    x = rng.standard_normal(shape).astype(np.float32)
-    x[rng.random(shape) < 0.1] = 0.0
-    return x
 
 
 def _run_on(target, net, x, tmp_path, extra_cflags=""):
@@ -62,20 +56,11 @@ CASES = [
 ]
 
 
-def _xnor_conv(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed):
-    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": kernel, "stride": stride,
-             "padding": padding, "pad_value": pad_value, "bias": False, "scale_weight": False, "scale_input": False}
-    rng = np.random.default_rng(seed)
-    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-    return xnorgen.load(write_net(tmp_path, f"c{seed}", (c, h, w), [layer], rng,
-                                  params={"conv.weight": _signs_with_zeros((f, c, kh, kw), rng)}))
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
 def test_armv8_xnor_conv_core_exact_under_qemu(tmp_path, case):
     t = _armv8()
-    net = _xnor_conv(tmp_path, *case, seed=case[0] + case[3])
-    x = _signs_with_zeros((2, *net.input_shape), np.random.default_rng(case[0]))
+    net = xnor_conv_net(tmp_path, *case, seed=case[0] + case[3])
+    x = with_zeros((2, *net.input_shape), np.random.default_rng(case[0]))
     got, _ = _run_on(t, net, x, tmp_path)
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x]).reshape(2, -1)
     assert np.array_equal(got, want), f"max diff {np.abs(got - want).max()}"
@@ -87,8 +72,8 @@ def test_armv8_xnor_dense_core_exact_under_qemu(tmp_path, extra):
     n = 333                                               # 6 words: 3 NEON steps; 5 units: a partial block
     layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": 5, "scale_weight": False, "scale_input": False}
     rng = np.random.default_rng(4)
-    net = xnorgen.load(write_net(tmp_path, "dn", (n,), [layer], rng, {"fc.weight": _signs_with_zeros((5, n), rng)}))
-    x = _signs_with_zeros((3, n), rng)
+    net = xnorgen.load(write_net(tmp_path, "dn", (n,), [layer], rng, {"fc.weight": with_zeros((5, n), rng)}))
+    x = with_zeros((3, n), rng)
     got, _ = _run_on(t, net, x, tmp_path, extra)
     want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
     assert np.array_equal(got, want)
@@ -108,7 +93,7 @@ def test_armv8_random_networks_match_reference_under_qemu(tmp_path, seed):
 def test_armv8_library_uses_neon_cnt(tmp_path):
     t = _armv8()
     _need(crossbuild.tool(t, "objdump"))
-    net = _xnor_conv(tmp_path, 256, 6, 6, 8, 3, 1, 1, 0, seed=9)
+    net = xnor_conv_net(tmp_path, 256, 6, 6, 8, 3, 1, 1, 0, seed=9)
     _, files = compile_network(net, t)
     lib = crossbuild.make_library(files, tmp_path / "b", t)
     asm = subprocess.run([crossbuild.tool(t, "objdump"), "-d", str(lib)], capture_output=True, text=True).stdout
@@ -231,8 +216,8 @@ def test_cortex_m4_code_32bit_swar_path_is_exact_on_the_host(tmp_path, case):
     m4 = tg.resolve("cortex-m4")
     host = dataclasses.replace(m4, cc="gcc", cflags=("-std=c99", "-O2", "-fno-math-errno"),
                                arch=(platform.machine(),), requires_cpu=())
-    net = _xnor_conv(tmp_path, *case, seed=case[0] + 7)
-    x = _signs_with_zeros((2, *net.input_shape), np.random.default_rng(case[1]))
+    net = xnor_conv_net(tmp_path, *case, seed=case[0] + 7)
+    x = with_zeros((2, *net.input_shape), np.random.default_rng(case[1]))
     lib = xnorgen.build(net, target=host)
     assert "typedef uint32_t xg_word_t;" in lib.files[f"{net.name}.c"] and "xg_popcount(xg_word_t x)" in lib.files[f"{net.name}.c"]
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
