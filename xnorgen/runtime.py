@@ -32,12 +32,13 @@ class CompiledNetwork:
         start = (-raw.ctypes.data) % 64
         return raw[start:start + self.arena_size]
 
-    def bind(self, x: np.ndarray, out: np.ndarray):
-        """A zero-argument callable running one sample from x into out with a fixed arena:
-        the lowest-overhead way to call the library repeatedly (benchmarks)."""
+    def bind(self, x: np.ndarray, out: np.ndarray, arena: np.ndarray | None = None):
+        """A zero-argument callable running one sample from x into out with a fixed arena (a new
+        one unless given): the lowest-overhead way to call the library repeatedly (benchmarks)."""
         assert x.dtype == np.float32 and x.size == self.plan.input_size and x.flags.c_contiguous
         assert out.dtype == np.float32 and out.size == self.plan.output_size and out.flags.c_contiguous
-        ffi, arena = self._mod.ffi, self.new_arena()
+        ffi = self._mod.ffi
+        arena = self.new_arena() if arena is None else arena
         px, po = ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out)
         pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
         infer = self._infer
@@ -51,11 +52,9 @@ class CompiledNetwork:
         samples, is_batch = split_batch(self.plan.net, x)
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         out = np.empty((len(samples),) + self.output_shape, dtype=np.float32)
-        arena = self.new_arena()
-        ffi = self._mod.ffi
-        a_ptr = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+        arena = self.new_arena()                 # one arena serves every sample in turn
         for i, s in enumerate(samples):
-            rc = self._infer(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", out[i]), a_ptr)
+            rc = self.bind(s, out[i], arena)()
             if rc != 0:
                 raise RuntimeError(f"{self.name}_infer returned {rc}")
         return out if is_batch else out[0]
