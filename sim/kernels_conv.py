@@ -229,27 +229,33 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
         kmap, counts = box_mean(stage_in[1] if run else None, h, w, layer.kernel, layer.stride, layer.padding,
                                 (ho, wo), run)
     g = conv_geometry(layer, h, w, ho, wo)
-    counts += loop(nb) + loop(nb * ho) + loop(nb * ho * wo)
+    px = lp.tiling.get("pixel_lanes", 0)
+    lane_cols = (lambda a, b: b - a)(*lp.tiling["interior_columns"]) if px else 0
+    pix = wo - lane_cols                         # outputs per row through the per-pixel block path
+    counts += loop(nb) + loop(nb * ho) + loop(nb * ho * pix)
     static = tuple(layer.padding) == (0, 0)      # constant windows: gcc folds the bounds and run select
     if not static:
-        counts += scaled(ROW, nb * ho) + scaled(PIXEL, nb * ho * wo) + loop(nb * g["rows"] * wo)   # + ky loops
+        counts += scaled(ROW, nb * ho) + scaled(PIXEL, nb * ho * pix) + loop(nb * g["rows"] * pix)   # + ky loops
     single = static and layer.kernel[0] == 1     # one call per pixel: miss[] = s[] directly
-    calls = nb * (g["calls_int"] + g["calls_bord"])
+    taps_int = g["taps_int"] - (g["rows"] * lane_cols * layer.kernel[1] if px else 0)
+    calls = nb * (g["calls_int"] - g["rows"] * lane_cols + g["calls_bord"])
     if not single:
-        counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * wo)     # miss[] = 0
-    counts += block_counts(target, fb, calls, nb * g["taps_int"] * wpp, nb * g["taps_bord"] * wpp,
+        counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * pix)     # miss[] = 0
+    counts += block_counts(target, fb, calls, nb * taps_int * wpp, nb * g["taps_bord"] * wpp,
                            accumulate=not single, run_const=layer.kernel[1] * wpp)
-    outs = f * ho * wo
+    outs = f * ho * pix
     counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)
     if layer.pad_value != 0:
         counts += scaled({"compare": 1, "branch": 1}, outs) + scaled({"load_op": 1, "add": 1}, f * g["padded"])
+    if px:
+        counts += lanes_counts(lp, target, g["rows"], out_stage)
     if out_stage is not None:
         st = out_stage[0]
         counts -= scaled({"store": 1}, outs)                  # no float output: it is elided
         counts += scaled(EPI_BN, outs) + scaled(EPI_PACK, outs) + loop(ho * wo * st.words_per_pixel) \
             + scaled({"store": 1}, ho * wo * st.words_per_pixel)
         if st.needs_amap:
-            counts += scaled(EPI_A, outs) + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
+            counts += scaled(EPI_A, f * ho * wo) + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
     if not run:
         return None, counts
     v = _xnor_core(lp, consts, stage_in[0], kmap).reshape(f, ho * wo)
@@ -259,6 +265,42 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     y = bn_float32(v, bn)
     packed = pack_words(y, f, ho * wo, st.words_per_pixel, target.word_bits)
     return (packed, abs_mean(y, f, ho * wo) if st.needs_amap else None), counts
+
+
+def lane_groups(ox0: int, ox1: int, px: int) -> list[int]:
+    """Lane counts of the pixel-lane groups over interior columns [ox0, ox1) (the C's loop on g)."""
+    return [px if ox1 - g > px // 2 else px // 2 for g in range(ox0, ox1, px)]
+
+
+def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
+    """The interior columns of a pixel-lanes conv (kernel_conv2d_xnor.c.j2 `lanes`, the hook
+    xg_xor_popcount_lanes): per group and 4 filters, each tap loads the group's input words (one
+    vector per word_lanes outputs) and broadcasts 4 filter words, then xor, popcount and add per
+    vector and filter; counts narrowed and stored; the float epilogue is vectorized over outputs."""
+    layer = lp.layer
+    fb, nb, px = lp.tiling["filter_block"], lp.tiling["filter_blocks"], lp.tiling["pixel_lanes"]
+    kw, pf = layer.kernel[1], 4
+    groups = lane_groups(*lp.tiling["interior_columns"], px)
+    wl, fl = word_lanes(target), float_vector_lanes(target)
+    scalar = simd_kind(target) == "scalar"
+    calls = nb * lp.out_shape[1] * (fb // pf)     # per group
+    counts = loop(nb * lp.out_shape[1] * len(groups)) + loop(calls * len(groups) * pf)
+    epi = epilogue(layer.scale_weight, layer.scale_input, layer.bias)
+    for nl in groups:
+        v = nl if scalar else -(-nl // wl)
+        taps = nb * rows * kw * (fb // pf)
+        if scalar:
+            per_tap = scaled({"load": 1, "xor": 1, "popcount": 1, "add": 1}, pf * v) + Counter(load=pf)
+        else:
+            per_tap = Counter(vload=v + pf, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
+        counts += scaled(per_tap, taps) + loop(taps) + scaled(CALL, calls) + scaled({"vlogic": 1, "store": 1}, calls * pf * v)
+        fv = calls * pf * -(-nl // fl)               # float vectors of the epilogue
+        counts += scaled({"vload": 1, "vadd": 2, "cvt": 1, "store": 1}, fv) + scaled(
+            {"vfmul": epi.get("fmul", 0), "vfadd": epi.get("fadd", 0), "load_op": epi.get("load_op", 0)}, fv)
+        if out_stage is not None:
+            counts += scaled({"vfmul": 1, "vfadd": 2, "vlogic": 3, "load_op": 3}, fv) \
+                + scaled({"load": 1, "logic": 2, "store": 1}, nb * lp.out_shape[1] * nl)
+    return counts
 
 
 def _xnor_core(lp, consts, packed, kmap):

@@ -58,6 +58,44 @@ def test_xnor_conv_random_shapes_exact(tmp_path, c, h, w, f, kh, kw, sh, sw, ph,
     assert np.array_equal(got, want)
 
 
+# Pixel lanes (one word per pixel, stride 1 along x, at least XG_PX = 16 interior columns).
+# Interiors: 16 (one group), 21 and 22 (a group, then a half group moved left), 26 (two full
+# groups, the second moved left); rows partly or wholly in padding, filters not a multiple of the
+# block, asymmetric kernels, all three pad values. (C, H, W, filters, kernel, stride, padding, pad_value)
+LANE_CASES = [
+    (64, 3, 18, 5, 3, 1, 1, 0),
+    (63, 4, 23, 20, [3, 2], [2, 1], [1, 1], 1),
+    (1, 5, 28, 17, 3, 1, 1, -1),
+    (40, 2, 26, 16, 5, 1, [2, 2], 0),
+    (7, 6, 27, 3, [2, 5], 1, [3, 2], 1),
+]
+
+
+def _lanes_target(kind):
+    import dataclasses
+    from xnorgen.target import resolve
+    if kind == "portable":       # the portable C hook, on any machine: x86-64 with lanes switched on
+        return dataclasses.replace(resolve("x86-64"), pixel_lanes=16)
+    t = resolve("host")
+    if not t.pixel_lanes:
+        pytest.skip(f"host target {t.name} has no pixel lanes")
+    return t
+
+
+@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("case", LANE_CASES, ids=lambda c: f"c{c[0]}_{c[1]}x{c[2]}_f{c[3]}")
+def test_xnor_conv_pixel_lanes_exact(tmp_path, case, kind):
+    from xnorgen.plan import plan_network
+    c, h, w, f, kernel, stride, padding, pad_value = case
+    t = _lanes_target(kind)
+    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 5 + c)
+    assert plan_network(net, t).layers[0].tiling["pixel_lanes"] == 16     # the path under test is taken
+    x = with_zeros((2, c, h, w), np.random.default_rng(w))
+    got = xnorgen.build(net, target=t)(x)
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("pad_value", [0, 1, -1])
 def test_xnor_conv_scaled_matches_reference(tmp_path, pad_value):
     net = xnor_conv_net(tmp_path, 65, 6, 7, 9, [3, 2], 1, 1, pad_value, seed=3, scaled=True)

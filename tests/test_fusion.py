@@ -9,7 +9,7 @@ from xnorgen.plan import plan_network
 from xnorgen.target import resolve
 
 
-def resnet_block_net(tmp_path, c, pad_value=0, scale_input=True, gamma_signs=None):
+def resnet_block_net(tmp_path, c, pad_value=0, scale_input=True, gamma_signs=None, hw=(6, 7)):
     """bn_a feeds two xnor convs (shared stage); conv1 -> bn_b -> conv2 stays packed (epilogue)."""
     xn = dict(type="conv2d", mode="xnor", kernel=3, padding=1, pad_value=pad_value, scale_input=scale_input)
     layers = [{"name": "bn_a", "type": "batchnorm"},
@@ -23,7 +23,7 @@ def resnet_block_net(tmp_path, c, pad_value=0, scale_input=True, gamma_signs=Non
     if gamma_signs is not None:                         # gamma < 0 and gamma = 0 must stay exact
         g = rng.uniform(0.5, 1.5, c) * np.resize(np.array(gamma_signs, float), c)
         params["bn_b.gamma"] = g.astype(np.float32)
-    return xnorgen.load(write_net(tmp_path, f"blk{c}", (c, 6, 7), layers, rng, params=params))
+    return xnorgen.load(write_net(tmp_path, f"blk{c}", (c, *hw), layers, rng, params=params))
 
 
 @pytest.mark.parametrize("c,pad_value,scale_input,gammas", [
@@ -35,6 +35,21 @@ def test_fused_equals_unfused_bit_for_bit(tmp_path, c, pad_value, scale_input, g
     assert np.array_equal(fused, unfused)
     want = xnorgen.reference(net, x)
     assert np.abs(fused - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("c,pad_value,gammas", [(64, 0, [1, -1, 0]), (37, 1, None), (50, -1, [0, 1])])
+def test_fused_pixel_lanes_equal_unfused(tmp_path, c, pad_value, gammas):
+    """conv1 computed in pixel lanes writes the next stage's bits and A in its epilogue."""
+    import dataclasses
+    t = dataclasses.replace(resolve("x86-64"), pixel_lanes=16)        # the portable lanes hook
+    targets = [t] + [h for h in [resolve("host")] if h.pixel_lanes]   # and the host's ISA one
+    net = resnet_block_net(tmp_path, c, pad_value, True, gammas, hw=(5, 27))
+    conv1 = next(lp for lp in plan_network(net, t).layers if lp.layer.name == "conv1")
+    assert conv1.tiling["pixel_lanes"] == 16 and conv1.binarize_out
+    x = random_input(net, np.random.default_rng(2), batch=2)
+    unfused = xnorgen.build(net, target=t, fuse=False)(x)
+    for target in targets:
+        assert np.array_equal(xnorgen.build(net, target=target, fuse=True)(x), unfused), target.name
 
 
 def test_fusion_decisions_and_memory(tmp_path):

@@ -82,7 +82,7 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
     layer, fb = lp.layer, lp.tiling["filter_block"]
     st = plan.binarize[lp.binarize_in]
     k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
-             NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None)
+             NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None, PX=lp.tiling["pixel_lanes"])
     args = [_ptr(plan, st.packed, True, "xg_word_t")]
     if layer.scale_input:
         args += [_ptr(plan, st.amap, True), _ptr(plan, lp.scratch["kmap"], False)]
@@ -150,7 +150,8 @@ def _net_context(plan: Plan) -> dict:
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
-            "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma}
+            "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
+            "pixel_lanes": t.pixel_lanes}
 
 
 def render(plan: Plan) -> dict[str, str]:

@@ -173,6 +173,14 @@ def pixel_block(ox0: int, ox1: int) -> int:
     return next((pb for pb in (8, 4) if ox1 - ox0 >= pb), 0)
 
 
+def pixel_lanes(target: Target, layer: Conv2d, wpp: int, ox0: int, ox1: int) -> int:
+    """Interior outputs of an xnor conv computed as vector lanes (target.pixel_lanes at a time):
+    only where the words of neighbouring outputs are neighbours in memory (one word per pixel,
+    stride 1) and the interior holds at least one group; else 0 (filters in the lanes)."""
+    px = target.pixel_lanes
+    return px if px and wpp == 1 and layer.stride[1] == 1 and ox1 - ox0 >= px else 0
+
+
 def float_filter_block(target: Target) -> int:
     """Filters computed together per input float: one vector of float32 lanes (at least 4: SSE2, NEON)."""
     return max(4, target.vector_bits // 32)
@@ -185,15 +193,22 @@ def plan_tiling(plan: Plan) -> Plan:
     Float and bwn layers: filters in blocks of one vector of float lanes (float_filter_block)."""
     fb = filter_block(plan.target)
     assert plan.target.word_bits % fb == 0, "a filter block's bits must sit in one word (fused epilogues)"
+    assert not plan.target.pixel_lanes or fb % 4 == 0, "pixel lanes take filters 4 at a time: filter_block % 4"
     for lp in plan.layers:
         layer = lp.layer
         if isinstance(layer, Conv2d) and layer.mode == "xnor":
             kh, kw = layer.kernel
             per_filter = kh * kw * lp.packing["words_per_pixel"] * plan.target.word_bytes
             blocks = -(-layer.filters // fb)
+            wpp, (ox0, ox1) = lp.packing["words_per_pixel"], _interior(layer, lp)
+            lanes = pixel_lanes(plan.target, layer, wpp, ox0, ox1)
             lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "weight_bytes_per_block": fb * per_filter,
                          "loop_order": "filter block > out row > out col > ky > (kx, word) > filter in block",
-                         "interior_run_words": kw * lp.packing["words_per_pixel"]}
+                         "interior_run_words": kw * wpp, "interior_columns": [ox0, ox1], "pixel_lanes": lanes}
+            if lanes:
+                lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
+                                           "filter in block, 4 at a time > ky > kx > pixel lane; "
+                                           "border columns: ky > kx > filter in block}")
             lp.packing["weight_layout"] = "[F/FB][KH][KW][words][FB], filters past F zero"
         elif isinstance(layer, Dense) and layer.mode == "xnor":
             lp.tiling = {"filter_block": fb, "filter_blocks": -(-layer.units // fb),
@@ -211,9 +226,13 @@ def plan_tiling(plan: Plan) -> Plan:
     return plan
 
 
+def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
+    return interior_columns(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1],
+                            lp.out_shape[2])
+
+
 def _pixel_groups(layer: Conv2d, lp: LayerPlan) -> dict:
-    ox0, ox1 = interior_columns(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1],
-                                lp.out_shape[2])
+    ox0, ox1 = _interior(layer, lp)
     return {"interior_columns": [ox0, ox1], "pixel_block": pixel_block(ox0, ox1)}
 
 

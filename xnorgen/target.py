@@ -42,6 +42,9 @@ class Target:
     # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
     # rounding), through the ISA template's XG_VFMA where it defines one.
     fma: bool = False
+    # Interior outputs of a stride-1 xnor conv with one word per pixel computed as vector lanes
+    # (XG_PX neighbouring pixels per vector group, outputs stored contiguously); 0: off.
+    pixel_lanes: int = 0
 
     @property
     def word_bytes(self) -> int:
