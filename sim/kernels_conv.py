@@ -31,8 +31,6 @@ PIXEL = {"add": 4, "compare": 3, "branch": 2, "addr": 2}               # col bou
 CALL = {"add": 2, "compare": 1, "branch": 1, "addr": 2}                # one xg_*_block call (a kernel row)
 OUT = {"load": 1, "add": 2, "cvt": 1, "store": 1, "addr": 2}           # miss[b] -> n - 2*miss -> float, store
 BIN_ELEM = {"shift": 1, "logic": 1, "store": 1}                        # dst[p*wpp] |= !(x >= 0) << bit
-BIN_VEC = {"load": 1, "compare": 1}                                    # x = row[p] (a float vector)
-BIN_BN = {"fmul": 1, "fadd": 2}                                        # (x - mean) * scale + beta (per vector)
 EPI_BN = {"fmul": 1, "fadd": 2, "load_op": 3}                          # y = (v - mean[f]) * scale[f] + beta[f]
 EPI_PACK = {"load": 1, "compare": 1, "logic": 1, "shift": 1, "store": 1, "addr": 1}   # pout[..] |= bit
 EPI_A = {"load": 1, "logic": 1, "fadd": 1, "store": 1}                 # aout[p] += fabsf(y)
@@ -83,17 +81,24 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
 # ---------------------------------------------------------------- binarize stages
 
 def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:
-    """kernel_binarize.c.j2 (and xg_pack_chw): zero the words (and A), then per channel a
-    contiguous pixel loop gcc vectorizes for the float part; the bit OR stays per element."""
-    lanes = float_lanes(target)
-    vec = c * -(-hw // lanes)
-    counts = loop(hw * wpp) + scaled({"store": 1}, hw * wpp) + loop(c) + scaled({"addr": 3}, c)
-    counts += scaled(BIN_ELEM, c * hw) + scaled(BIN_VEC, vec) + loop(vec)
-    if has_bn:
-        counts += scaled(BIN_BN, vec) + scaled({"load": 2}, c)
+    """kernel_binarize.c.j2: tiles of 16 pixels through xg_sign_tile (per word, the channels in
+    order), then the last hw % 16 pixels one at a time. AVX-512: per channel and tile one load,
+    a compare to a mask, two masked ORs and |x| added; elsewhere the portable hook, per element."""
+    tiles, tail = hw // 16, hw % 16
+    counts = loop(tiles * wpp) + loop(tiles * c) + scaled({"store": 16}, tiles * wpp)
+    if simd_kind(target) == "avx512":
+        per = Counter(vload=1, compare=1, vlogic=3) + Counter(vfadd=int(has_a), vlogic=int(has_a))
+        per += Counter(vfmul=1, vfadd=2, load=3) if has_bn else Counter()
+        counts += scaled(per, tiles * c)
+    else:
+        per = Counter(load=1, compare=1) + Counter(BIN_ELEM) + Counter(fadd=int(has_a), logic=int(has_a))
+        per += Counter(fmul=1, fadd=2, load_op=3) if has_bn else Counter()
+        counts += scaled(per, tiles * c * 16) + loop(tiles * c * 16)
     if has_a:
-        counts += scaled(MEAN_ABS, vec) + scaled({"store": 1}, hw) + loop(hw) \
-            + scaled({"load": 1, "fdiv": 1, "store": 1}, -(-hw // lanes)) + loop(-(-hw // lanes))
+        counts += scaled({"load": 1, "fdiv": 1, "store": 1}, tiles * 16) + loop(tiles * 16)
+    per_tail = Counter(load=1, compare=1, load_op=1) + Counter(BIN_ELEM) + Counter(fadd=int(has_a), logic=int(has_a))
+    per_tail += Counter(fmul=1, fadd=2, load_op=3) if has_bn else Counter()
+    counts += scaled(per_tail, tail * c) + loop(tail * c) + scaled({"store": 1}, tail * wpp) + loop(tail)
     return counts
 
 
