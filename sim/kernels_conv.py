@@ -14,7 +14,7 @@ import numpy as np
 
 from xnorgen.packing import pad_word_pattern
 
-from .loops import conv_taps, tap_mask, window_bounds
+from .loops import tap_mask, valid_taps, window_bounds
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind, word_lanes
 
 F32 = np.float32
@@ -173,15 +173,23 @@ def channel_mean_abs(x, c: int, hw: int, run: bool, lanes: int = 1):
     return (abs_mean(x, c, hw) if run else None), counts
 
 
-def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool):
-    """xg_box_mean: K = zero-padded box mean of A over the kernel window, at the stride."""
+def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool, lanes: int = 4):
+    """xg_box_mean: K = zero-padded box mean of A over the kernel window, at the stride. Interior
+    columns are summed a vector of `lanes` outputs at a time (the row's in-bounds (ky, kx) taps
+    in order), border columns one output at a time with bounds tests; then one divide each."""
     (kh, kw), (sh, sw), (ph, pw), (ho, wo) = kernel, stride, padding, out_hw
-    inside = conv_taps((h, w), kernel, stride, padding, out_hw, 0)
-    row_taps = conv_taps((h, 1), (kh, 1), (sh, 1), (ph, 0), (ho, 1), 0) * wo   # rows that pass the iy test
-    counts = (scaled(BOX_TAP, ho * wo * kh) + loop(ho * wo * kh)          # ky loop, iy test
-              + scaled(BOX_TAP, row_taps * kw) + loop(row_taps * kw)      # kx loop, ix test
-              + scaled(BOX_IN, inside)
-              + scaled({"fdiv": 1, "store": 1, "cvt": 1}, ho * wo) + loop(ho * wo) + loop(ho))
+    cols, interior = axis_runs(w, kw, sw, pw, wo)
+    vec = -(-int(interior.sum()) // lanes)                               # vectors per interior row
+    rows_in = valid_taps(h, kh, sh, ph, ho)                              # (oy, ky) pairs in bounds
+    bord = wo - int(interior.sum())
+    bord_taps = rows_in * int(cols[~interior].sum())
+    counts = (scaled(BOX_TAP, ho * kh) + loop(ho * kh) + loop(rows_in * kw)      # ky loop, iy test; kx loop
+              + scaled({"vload": 1, "vfadd": 1, "store": 1}, rows_in * kw * vec) + loop(rows_in * kw * vec)
+              + scaled({"store": 1}, ho * vec)                                   # interior zeroed
+              + scaled(BOX_TAP, ho * bord * kh) + loop(ho * bord * kh)           # border outputs
+              + scaled(BOX_TAP, rows_in * bord * kw) + loop(rows_in * bord * kw)
+              + scaled(BOX_IN, bord_taps) + scaled({"store": 1}, ho * bord) + loop(ho * bord)
+              + scaled({"load": 1, "fdiv": 1, "store": 1}, ho * -(-wo // lanes)) + loop(ho * -(-wo // lanes)) + loop(ho))
     if not run:
         return None, counts
     yi, yin = tap_mask(h, kh, sh, ph, ho)
@@ -232,7 +240,7 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     kmap = None
     if has_k:
         kmap, counts = box_mean(stage_in[1] if run else None, h, w, layer.kernel, layer.stride, layer.padding,
-                                (ho, wo), run)
+                                (ho, wo), run, float_lanes(target))
     g = conv_geometry(layer, h, w, ho, wo)
     px = lp.tiling.get("pixel_lanes", 0)
     lane_cols = (lambda a, b: b - a)(*lp.tiling["interior_columns"]) if px else 0
