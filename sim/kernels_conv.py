@@ -175,21 +175,19 @@ def channel_mean_abs(x, c: int, hw: int, run: bool, lanes: int = 1):
 
 def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool, lanes: int = 4):
     """xg_box_mean: K = zero-padded box mean of A over the kernel window, at the stride. Interior
-    columns are summed a vector of `lanes` outputs at a time (the row's in-bounds (ky, kx) taps
-    in order), border columns one output at a time with bounds tests; then one divide each."""
+    columns a vector of `lanes` outputs at a time (each output's in-bounds (ky, kx) taps in
+    order), border columns one output at a time with a bounds test per tap; one divide each."""
     (kh, kw), (sh, sw), (ph, pw), (ho, wo) = kernel, stride, padding, out_hw
     cols, interior = axis_runs(w, kw, sw, pw, wo)
     vec = -(-int(interior.sum()) // lanes)                               # vectors per interior row
     rows_in = valid_taps(h, kh, sh, ph, ho)                              # (oy, ky) pairs in bounds
     bord = wo - int(interior.sum())
-    bord_taps = rows_in * int(cols[~interior].sum())
-    counts = (scaled(BOX_TAP, ho * kh) + loop(ho * kh) + loop(rows_in * kw)      # ky loop, iy test; kx loop
-              + scaled({"vload": 1, "vfadd": 1, "store": 1}, rows_in * kw * vec) + loop(rows_in * kw * vec)
-              + scaled({"store": 1}, ho * vec)                                   # interior zeroed
-              + scaled(BOX_TAP, ho * bord * kh) + loop(ho * bord * kh)           # border outputs
-              + scaled(BOX_TAP, rows_in * bord * kw) + loop(rows_in * bord * kw)
-              + scaled(BOX_IN, bord_taps) + scaled({"store": 1}, ho * bord) + loop(ho * bord)
-              + scaled({"load": 1, "fdiv": 1, "store": 1}, ho * -(-wo // lanes)) + loop(ho * -(-wo // lanes)) + loop(ho))
+    counts = (scaled(ROW, ho) + loop(ho)
+              + scaled({"vload": 1, "vfadd": 1}, rows_in * kw * vec) + loop(rows_in * kw * vec)
+              + scaled({"fdiv": 1, "store": 1}, ho * vec) + loop(ho * vec)
+              + scaled(BOX_TAP, rows_in * bord * kw) + loop(rows_in * bord * kw)     # border outputs
+              + scaled(BOX_IN, rows_in * int(cols[~interior].sum()))
+              + scaled({"fdiv": 1, "store": 1}, ho * bord) + loop(ho * bord) + loop(ho * wo))
     if not run:
         return None, counts
     yi, yin = tap_mask(h, kh, sh, ph, ho)
@@ -415,8 +413,9 @@ def real_conv_counts(lp, target) -> Counter:
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
     # interior columns in groups of pb (the plan's decision; float/bwn always zero-pad)
     ox0, ox1 = lp.tiling["interior_columns"]
-    groups = (ox1 - ox0) // pb if pb else 0
-    single_cols = wo - groups * pb
+    border = len(lp.tiling["border_groups"])
+    groups = len(lp.tiling["interior_groups"]) + border      # interior groups, then border groups
+    single_cols = 0 if pb else wo
     counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho)
     # --- grouped path: per (fb, oy, group) ---
     ng = nb * ho * groups
@@ -430,15 +429,17 @@ def real_conv_counts(lp, target) -> Counter:
         counts += scaled({"vload": fv, "vlogic": 4 if sse2 else 0}, taps_g) \
             + scaled({"load": 1, "vfmul": fv, "vfadd": fv}, taps_g * pb)
     outs_g = ng * pb * min(ffb, f)
+    seg = (pb - 1) * layer.stride[1] + kw                    # border groups: zero-padded row copies
+    # the copy's bounds are compile-time per group, so gcc folds them: vector moves (and zeros)
+    fl = float_lanes(target)
+    counts += scaled({"vload": -(-seg // fl), "store": -(-seg // fl)}, nb * int(rows_axis.sum()) * border * c)
     # --- single columns: per (fb, oy, ox) ---
     np_ = nb * ho * single_cols
-    counts += loop(nb * ho * wo) + scaled(PIXEL, np_) + scaled({"compare": 2, "branch": 2}, nb * ho * wo)
+    counts += loop(np_) + scaled(PIXEL, np_)
     counts += loop(np_ * c) + scaled({"addr": 2, "compare": 2, "branch": 1}, np_ * c)
     # in-bounds rows and taps of the single columns
     cols_axis, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
-    sel = np.ones(wo, dtype=bool)
-    if groups:
-        sel[ox0:ox0 + groups * pb] = False
+    sel = np.full(wo, not pb)                                # single columns only without groups
     r = int(rows_axis.sum())
     calls_s = nb * c * r * int(sel.sum())
     taps_s_const = nb * c * r * int((sel & interior).sum()) * kw

@@ -96,6 +96,25 @@ def test_xnor_conv_pixel_lanes_exact(tmp_path, case, kind):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("target", ["host", "x86-64"])
+@pytest.mark.parametrize("hw,kernel,stride,padding", [((8, 8), [3, 1], 1, [1, 0]), ((8, 10), [3, 1], 1, [1, 0]),
+                                                      ((9, 8), 3, 1, 1), ((5, 4), 5, 1, 3),
+                                                      ((7, 11), [2, 5], [2, 1], [0, 2]), ((21, 20), 3, 2, 1)])
+def test_k_map_is_bit_exact(tmp_path, target, hw, kernel, stride, padding):
+    """K (xg_box_mean) on the target's compiler flags against the simulator's float32 sums, which
+    add each output's taps in the same order: equal bit for bit (a gcc 12 AVX-512 miscompile of
+    the interior loop was caught here; it only showed with A and K in one arena)."""
+    from xnorgen.plan import plan_network
+    from xnorgen.sim.machine import run_plan
+    from xnorgen.target import resolve
+    layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 5, "kernel": kernel, "stride": stride,
+             "padding": padding, "scale_weight": False, "scale_input": True}
+    net = xnorgen.load(write_net(tmp_path, "k", (3, *hw), [layer], np.random.default_rng(4)))
+    x = np.random.default_rng(5).standard_normal((1, 3, *hw)).astype(np.float32)
+    got = xnorgen.build(net, target=target)(x)[0]
+    assert np.array_equal(got, run_plan(plan_network(net, resolve(target)), x[0]).output)
+
+
 @pytest.mark.parametrize("pad_value", [0, 1, -1])
 def test_xnor_conv_scaled_matches_reference(tmp_path, pad_value):
     net = xnor_conv_net(tmp_path, 65, 6, 7, 9, [3, 2], 1, 1, pad_value, seed=3, scaled=True)

@@ -231,9 +231,23 @@ def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
                             lp.out_shape[2])
 
 
+def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], list[int]]:
+    """First columns of the float/bwn conv's pixel groups: [0, out_w) in steps of pb, the last
+    group moved left to end at out_w (its overlap is recomputed, outputs are only written).
+    Returns (interior groups, every column inside [ox0, ox1); border groups, which read
+    zero-padded copies of their rows). Both empty without groups (pb = 0)."""
+    if not pb:
+        return [], []
+    starts = sorted({min(g, out_w - pb) for g in range(0, out_w, pb)})
+    inner = [g for g in starts if ox0 <= g and g + pb <= ox1]
+    return inner, [g for g in starts if g not in inner]
+
+
 def _pixel_groups(layer: Conv2d, lp: LayerPlan) -> dict:
     ox0, ox1 = _interior(layer, lp)
-    return {"interior_columns": [ox0, ox1], "pixel_block": pixel_block(ox0, ox1)}
+    pb = pixel_block(ox0, ox1)
+    inner, border = column_groups(ox0, ox1, lp.out_shape[2], pb)
+    return {"interior_columns": [ox0, ox1], "pixel_block": pb, "interior_groups": inner, "border_groups": border}
 
 
 def plan_arena(plan: Plan) -> Plan:
