@@ -252,7 +252,8 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     calls = nb * (g["calls_int"] - g["rows"] * lane_cols + g["calls_bord"])
     if not single:
         counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * pix)     # miss[] = 0
-    counts += block_counts(target, fb, calls, nb * taps_int * wpp, nb * g["taps_bord"] * wpp,
+    # every run has a compile-time length (one branch per tap range, plan tiling column_ranges)
+    counts += block_counts(target, fb, calls, nb * (taps_int + g["taps_bord"]) * wpp, 0,
                            accumulate=not single, run_const=layer.kernel[1] * wpp)
     outs = f * ho * pix
     counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)

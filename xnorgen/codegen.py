@@ -82,7 +82,8 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
     layer, fb = lp.layer, lp.tiling["filter_block"]
     st = plan.binarize[lp.binarize_in]
     k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
-             NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None, PX=lp.tiling["pixel_lanes"])
+             NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None, PX=lp.tiling["pixel_lanes"],
+             RANGES=lp.tiling["column_ranges"])
     args = [_ptr(plan, st.packed, True, "xg_word_t")]
     if layer.scale_input:
         args += [_ptr(plan, st.amap, True), _ptr(plan, lp.scratch["kmap"], False)]

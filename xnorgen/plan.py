@@ -167,6 +167,18 @@ def interior_columns(width: int, kw: int, sw: int, pw: int, out_w: int) -> tuple
     return ox0, min(max(ox0, (width + pw - kw) // sw + 1), out_w)
 
 
+def column_runs(width: int, kw: int, sw: int, pw: int, cols) -> list[list[int]]:
+    """The distinct in-bounds tap ranges [kx0, kx1) of output columns `cols` (most common first):
+    each becomes one branch of the xnor conv with a compile-time run length."""
+    seen: dict[tuple[int, int], int] = {}
+    for ox in cols:
+        i0 = ox * sw - pw
+        k0 = max(0, -i0)
+        key = (k0, max(k0, min(kw, width - i0)))
+        seen[key] = seen.get(key, 0) + 1
+    return [list(k) for k, _ in sorted(seen.items(), key=lambda kv: -kv[1])]
+
+
 def pixel_block(ox0: int, ox1: int) -> int:
     """Interior outputs computed together by float/bwn convs: 8 (hides the add latency), or 4 on
     narrow images; 0 when fewer than 4 interior columns exist."""
@@ -204,7 +216,8 @@ def plan_tiling(plan: Plan) -> Plan:
             lanes = pixel_lanes(plan.target, layer, wpp, ox0, ox1)
             lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "weight_bytes_per_block": fb * per_filter,
                          "loop_order": "filter block > out row > out col > ky > (kx, word) > filter in block",
-                         "interior_run_words": kw * wpp, "interior_columns": [ox0, ox1], "pixel_lanes": lanes}
+                         "interior_run_words": kw * wpp, "interior_columns": [ox0, ox1], "pixel_lanes": lanes,
+                         "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes)}
             if lanes:
                 lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
                                            "filter in block, 4 at a time > ky > kx > pixel lane; "
@@ -224,6 +237,16 @@ def plan_tiling(plan: Plan) -> Plan:
                          "weight_layout": f"[F/FB]{fan_in}[FB] floats" if layer.mode == "float"
                          else f"[F/FB]{fan_in} masks of FB sign bits"}
     return plan
+
+
+def _column_ranges(layer: Conv2d, lp: LayerPlan, ox0: int, ox1: int, lanes: int) -> list[dict]:
+    """The xnor conv's per-pixel loops: output columns [lo, hi) (all of them, or the borders
+    around the pixel-lane interior) with the tap ranges ("runs") they meet."""
+    wo = lp.out_shape[2]
+    spans = [(0, ox0), (ox1, wo)] if lanes else [(0, wo)]
+    return [{"columns": [lo, hi], "runs": column_runs(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1],
+                                                       layer.padding[1], range(lo, hi))}
+            for lo, hi in spans if hi > lo]
 
 
 def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
