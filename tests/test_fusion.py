@@ -56,7 +56,11 @@ def test_fusion_decisions_and_memory(tmp_path):
     net = resnet_block_net(tmp_path, 64)
     t = resolve("x86-64")
     fused, plain = plan_network(net, t), plan_network(net, t, fuse=False)
-    assert fused.elided == {"bn_a", "bn_b", "conv1"}
+    assert fused.elided == {"bn_a", "bn_b", "conv1", "down"}
+    lps = {lp.layer.name: lp for lp in fused.layers}
+    # down runs after conv2, so it adds conv2's output in its epilogue and writes `sum` itself
+    assert lps["down"].epilogue == ["sum"] and lps["sum"].folded_into == "down"
+    assert lps["down"].output == fused.storage["sum"] and not plain.layers[-1].folded_into
     stages = {st.tensor: st for st in fused.binarize.values()}
     assert stages["bn_a"].readers == ["conv1", "down"] and not stages["bn_a"].in_epilogue
     assert stages["bn_b"].in_epilogue and stages["bn_b"].runs_in == "conv1"

@@ -15,6 +15,7 @@ import jinja2
 import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense, Pool
+from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
 from .plan import (INPUT, OUTPUT, LayerPlan, Plan, filter_block, float_filter_block, interior_columns, is_alias,
                    manifest)
@@ -83,7 +84,7 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
     st = plan.binarize[lp.binarize_in]
     k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
              NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None, PX=lp.tiling["pixel_lanes"],
-             RANGES=lp.tiling["column_ranges"])
+             RANGES=lp.tiling["column_ranges"], residual=None)
     args = [_ptr(plan, st.packed, True, "xg_word_t")]
     if layer.scale_input:
         args += [_ptr(plan, st.amap, True), _ptr(plan, lp.scratch["kmap"], False)]
@@ -97,6 +98,10 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
             args.append(_ptr(plan, out.amap, False))
     else:
         args.append(_ptr(plan, lp.output, False))
+        res = residual_of(plan, lp)
+        if res is not None:           # a folded residual add: out = conv + res
+            args.append(_ptr(plan, plan.storage[res], True))
+            k["residual"] = lp.epilogue[0]
     return args
 
 

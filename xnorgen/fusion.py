@@ -85,15 +85,20 @@ def plan_epilogues(plan, fuse: bool = True):
     before it, when each is the only reader of the one before: the convolution applies them to
     every output exactly as their own kernels would (same float32 operations, same order) and
     writes the last tensor directly, so the intermediate tensors are never stored. Batchnorms
-    already folded into a binarize stage are left alone (run plan_binarize first)."""
+    already folded into a binarize stage are left alone (run plan_binarize first). An xnor conv
+    with a float output may likewise fold the residual add it feeds (_fold_residual_add)."""
     if not fuse:
         return plan
     readers: dict[str, list] = {}
     for lp in plan.layers:
         for src in lp.layer.inputs:
             readers.setdefault(src, []).append(lp)
+    steps = {lp.layer.name: lp.step for lp in plan.layers}
     for lp in plan.layers:
         layer = lp.layer
+        if is_xnor_conv(layer) and not lp.binarize_out and layer.name != plan.net.output:
+            _fold_residual_add(plan, lp, readers.get(layer.name, []), steps)
+            continue
         if not (isinstance(layer, Conv2d) and layer.mode != "xnor") or layer.name == plan.net.output:
             continue
         chain, cur = [], layer.name
@@ -110,6 +115,29 @@ def plan_epilogues(plan, fuse: bool = True):
         for f in chain:
             f.folded_into = layer.name
     return plan
+
+
+def _fold_residual_add(plan, lp, rs: list, steps: dict) -> None:
+    """An xnor conv whose float output only feeds an add (a residual connection) adds the other
+    operand in its epilogue and writes the sum directly, when that operand exists by then
+    (float a + b == b + a, so the sum is the add kernel's exactly)."""
+    if len(rs) != 1 or rs[0].layer.type != "add" or rs[0].folded_into:
+        return
+    add = rs[0]
+    other = [t for t in add.layer.inputs if t != lp.layer.name]
+    if len(other) != 1 or steps.get(other[0], -1) >= lp.step:
+        return
+    lp.epilogue = [add.layer.name]
+    plan.elided.add(lp.layer.name)
+    add.folded_into = lp.layer.name
+
+
+def residual_of(plan, lp) -> str | None:
+    """The tensor an xnor conv adds in its epilogue (a folded residual add), else None."""
+    if not (is_xnor_conv(lp.layer) and lp.epilogue):
+        return None
+    add = plan.net.layer(lp.epilogue[0])
+    return next(t for t in add.inputs if t != lp.layer.name)
 
 
 def stage_reads(plan) -> list[tuple[str, int]]:
