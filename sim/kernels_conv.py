@@ -402,6 +402,8 @@ def real_conv_counts(lp, target) -> Counter:
     XG_PB: per (channel, ky) one xg_*_block_px call over KW taps] + [other columns one at a time:
     per (channel, ky) one xg_*_block call over the in-bounds taps]. One float vector instruction
     covers XG_FFB lanes (several on narrower SIMD, one per lane without SIMD)."""
+    if lp.tiling.get("pixel_lanes"):
+        return real_lanes_counts(lp, target)
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
@@ -449,6 +451,33 @@ def real_conv_counts(lp, target) -> Counter:
     outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
     counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
+    return counts
+
+
+def real_lanes_counts(lp, target) -> Counter:
+    """kernel_conv2d_real.c.j2 in pixel lanes (xg_macc_lanes): filter block > oy > group of px
+    columns; per tap the group's input vector (stride 1: one load; 2: two and a permute) and one
+    multiply-add per filter of the block with its weight broadcast from memory; border groups
+    first copy their zero-padded window; the epilogue is vectorized over the group's columns."""
+    layer = lp.layer
+    c, h, w = lp.in_shapes[0]
+    f, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    nb, ffb, px = lp.tiling["filter_blocks"], lp.tiling["filter_block"], lp.tiling["pixel_lanes"]
+    rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)        # (oy, ky) pairs in bounds
+    inner, border = len(lp.tiling["interior_groups"]), len(lp.tiling["border_groups"])
+    v = max(1, px // float_vector_lanes(target))                          # vectors per group of columns
+    taps = nb * rows * c * kw * (inner + border)
+    xv = Counter(vload=v) if layer.stride[1] == 1 else Counter(vload=2 * v, vlogic=v)
+    counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * (inner + border))
+    counts += scaled(xv + Counter(load_op=ffb, vfmul=ffb * v, vfadd=ffb * v), taps) + loop(taps)
+    seg = (px - 1) * layer.stride[1] + kw
+    counts += scaled({"load": 1, "compare": 2, "store": 1}, nb * rows * border * c * seg)
+    fv = nb * ho * (inner + border) * min(ffb, f) * v                    # float vectors of outputs
+    has_alpha = layer.mode != "float" and layer.scale_weight
+    epi = epilogue(has_alpha, False, layer.bias)
+    counts += scaled({"store": 1, "vload": 1}, fv) + scaled(
+        {"vfmul": epi.get("fmul", 0), "vfadd": epi.get("fadd", 0), "load_op": epi.get("load_op", 0)}, fv)
     return counts
 
 

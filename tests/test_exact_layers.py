@@ -115,6 +115,46 @@ def test_k_map_is_bit_exact(tmp_path, target, hw, kernel, stride, padding):
     assert np.array_equal(got, run_plan(plan_network(net, resolve(target)), x[0]).output)
 
 
+# Float convs in pixel lanes (16 outputs per vector, 16 filters per block): strides 1 and 2, a
+# 7x7 stem-like layer, groups at both borders and in the interior, filters not a multiple of
+# 16, windows partly in padding. (C, H, W, filters, kernel, stride, padding)
+FLOAT_LANE_CASES = [
+    (3, 9, 40, 20, 7, 2, 3),
+    (5, 6, 33, 16, 3, 1, 1),
+    (2, 5, 35, 7, [3, 5], [1, 2], [1, 2]),
+    (16, 4, 16, 33, [2, 3], 1, [0, 1]),
+]
+
+
+def _float_lanes_targets():
+    import dataclasses
+    from xnorgen.target import resolve
+    portable = dataclasses.replace(resolve("x86-64"), pixel_lanes=16, vector_bits=512, name="x86-64-lanes")
+    host = resolve("host")
+    return [portable] + ([host] if host.pixel_lanes else [])
+
+
+@pytest.mark.parametrize("case", FLOAT_LANE_CASES, ids=lambda c: f"c{c[0]}_{c[1]}x{c[2]}_f{c[3]}")
+def test_float_conv_pixel_lanes_bit_exact(tmp_path, case):
+    """The lanes path (xg_macc_lanes: the ISA hook on the host, the portable one on x86-64 with
+    lanes switched on) equals the simulator's float32 model bit for bit, batchnorm and relu folded
+    into its epilogue, and the golden model to float tolerance."""
+    from xnorgen.plan import plan_network
+    from xnorgen.sim.machine import run_plan
+    c, h, w, f, kernel, stride, padding = case
+    layers = [{"name": "conv", "type": "conv2d", "filters": f, "kernel": kernel, "stride": stride,
+               "padding": padding}, {"name": "bn", "type": "batchnorm"}, {"name": "act", "type": "relu"}]
+    net = xnorgen.load(write_net(tmp_path, "fl", (c, h, w), layers, np.random.default_rng(w)))
+    x = np.random.default_rng(h).standard_normal((1, c, h, w)).astype(np.float32)
+    want = xnorgen.reference(net, x)[0]
+    for t in _float_lanes_targets():
+        plan = plan_network(net, t)
+        assert plan.layers[0].tiling["pixel_lanes"] == 16 and plan.layers[0].epilogue == ["bn", "act"], t.name
+        got = xnorgen.build(net, target=t)(x)[0]
+        assert np.array_equal(got, run_plan(plan, x[0]).output), t.name
+        assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), t.name
+
+
 @pytest.mark.parametrize("pad_value", [0, 1, -1])
 def test_xnor_conv_scaled_matches_reference(tmp_path, pad_value):
     net = xnor_conv_net(tmp_path, 65, 6, 7, 9, [3, 2], 1, 1, pad_value, seed=3, scaled=True)

@@ -128,7 +128,9 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
             post = [{"name": n, "op": plan.net.layer(n).type, "sym": f"{net.name}_{idents[n]}"} for n in lp.epilogue]
             k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
                      NB=lp.tiling["filter_blocks"], post=post, PB=lp.tiling["pixel_block"],
-                     IG=lp.tiling["interior_groups"], BG=lp.tiling["border_groups"])
+                     IG=lp.tiling["interior_groups"], BG=lp.tiling["border_groups"], FPX=lp.tiling["pixel_lanes"])
+            if k["FPX"]:          # the same groups, of pixel_lanes columns, through xg_macc_lanes
+                k.update(LI=k["IG"], LB=k["BG"], IG=[], BG=[])
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),

@@ -231,11 +231,14 @@ def plan_tiling(plan: Plan) -> Plan:
             ffb, conv = float_filter_block(plan.target), isinstance(layer, Conv2d)
             fan_in = "[C][KH][KW]" if conv else "[N]"
             lp.tiling = {"filter_block": ffb, "filter_blocks": -(-(layer.filters if conv else layer.units) // ffb),
-                         **(_pixel_groups(layer, lp) if conv else {}),
+                         **(_pixel_groups(layer, lp, plan.target) if conv else {}),
                          "loop_order": "filter block > out row > out col > channel > ky > kx > filter in block"
                          if conv else "unit block > input > unit in block",
                          "weight_layout": f"[F/FB]{fan_in}[FB] floats" if layer.mode == "float"
                          else f"[F/FB]{fan_in} masks of FB sign bits"}
+            if lp.tiling.get("pixel_lanes"):
+                lp.tiling["loop_order"] = ("filter block > out row > group of pixel_lanes columns > channel > ky > "
+                                           "kx > filter in block (the group's columns in the lanes)")
     return plan
 
 
@@ -266,11 +269,30 @@ def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], l
     return inner, [g for g in starts if g not in inner]
 
 
-def _pixel_groups(layer: Conv2d, lp: LayerPlan) -> dict:
+#: Largest zero-padded window copy (floats) a float conv's border lane group may keep on the stack.
+LANE_WINDOW_FLOATS = 8192
+
+
+def float_pixel_lanes(target: Target, layer: Conv2d, c: int, out_w: int) -> int:
+    """Outputs per vector in a float conv (target.pixel_lanes, filters in blocks of that many too):
+    float mode, stride 1 or 2 along x (one load, or two and a permute, per tap), at least one
+    group of columns, and a border window copy that fits LANE_WINDOW_FLOATS; else 0."""
+    px = target.pixel_lanes
+    seg = (px - 1) * layer.stride[1] + layer.kernel[1]
+    ok = (px and layer.mode == "float" and layer.stride[1] in (1, 2) and out_w >= px
+          and float_filter_block(target) == px and c * layer.kernel[0] * seg <= LANE_WINDOW_FLOATS)
+    return px if ok else 0
+
+
+def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
     ox0, ox1 = _interior(layer, lp)
-    pb = pixel_block(ox0, ox1)
-    inner, border = column_groups(ox0, ox1, lp.out_shape[2], pb)
-    return {"interior_columns": [ox0, ox1], "pixel_block": pb, "interior_groups": inner, "border_groups": border}
+    wo = lp.out_shape[2]
+    px = float_pixel_lanes(target, layer, lp.in_shapes[0][0], wo)
+    pb = 0 if px else pixel_block(ox0, ox1)
+    inner, border = column_groups(ox0, ox1, wo, px or pb)
+    out = {"interior_columns": [ox0, ox1], "pixel_lanes": px, "pixel_block": pb,
+           "interior_groups": inner, "border_groups": border}
+    return out
 
 
 def plan_arena(plan: Plan) -> Plan:
