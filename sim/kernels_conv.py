@@ -291,7 +291,7 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
     vector and filter; counts narrowed and stored; the float epilogue is vectorized over outputs."""
     layer = lp.layer
     fb, nb, px = lp.tiling["filter_block"], lp.tiling["filter_blocks"], lp.tiling["pixel_lanes"]
-    kw, pf = layer.kernel[1], 4
+    kw, pf = layer.kernel[1] * lp.packing["words_per_pixel"], 4         # words per kernel row
     groups = lane_groups(*lp.tiling["interior_columns"], px)
     wl, fl = word_lanes(target), float_vector_lanes(target)
     scalar = simd_kind(target) == "scalar"
@@ -304,7 +304,8 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
         if scalar:
             per_tap = scaled({"load": 1, "xor": 1, "popcount": 1, "add": 1}, pf * v) + Counter(load=pf)
         else:
-            per_tap = Counter(vload=v + pf, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
+            xs = lp.packing["words_per_pixel"] * layer.stride[1]     # 2: two loads and a permute per vector
+            per_tap = Counter(vload=xs * v + pf, vlogic=(xs - 1) * v, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
         counts += scaled(per_tap, taps) + loop(taps) + scaled(CALL, calls) + scaled({"vlogic": 1, "store": 1}, calls * pf * v)
         fv = calls * pf * -(-nl // fl)               # float vectors of the epilogue
         counts += scaled({"vload": 1, "vadd": 2, "cvt": 1, "store": 1}, fv) + scaled(
