@@ -1,6 +1,6 @@
 """Benchmark: generated XNOR code vs onnxruntime fp32 vs numpy float, in one process, interleaved.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench.py [--target host] [--reps 30] [--only L1,FC]
+    OMP_NUM_THREADS=1 python benchmarks/bench.py [--target host] [--reps 30] [--only L1,FC] [--warm]
 
 Layers of the fast-kernels issue (batch 1, one thread): L1 c=256 14x14 3x3 256 filters pad 1;
 L2 c=64 56x56 3x3 64 filters; L3 c=512 7x7 3x3 512 filters; FC dense 4096->4096; and a
@@ -85,6 +85,20 @@ def interleaved_medians(fns: dict, reps: int) -> dict:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def warm_medians(fns: dict, reps: int) -> dict:
+    """Each candidate back to back (its own data stays in cache), one candidate after another,
+    repeated three times so machine noise hits all of them; median seconds per candidate."""
+    times = {k: [] for k in fns}
+    for _ in range(3):
+        for k, fn in fns.items():
+            fn()
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def candidates(net, macs_shape, target):
     """{label: zero-arg callable} for xnorgen, onnxruntime and numpy on one benchmark item."""
     kind, spec = macs_shape
@@ -135,11 +149,14 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--only", default="L1,L2,L3,FC,ResNet18")
     ap.add_argument("--markdown", default=None, help="also write the table (with the setup) to this file")
+    ap.add_argument("--warm", action="store_true",
+                    help="run each candidate back to back (warm caches) instead of interleaved rounds")
     args = ap.parse_args(argv)
     ghz = measure_clock_ghz()
     from xnorgen.target import resolve
     t = resolve(args.target)
-    print(f"target {t.name}; measured clock {ghz:.2f} GHz; {args.reps} interleaved rounds, medians\n")
+    mode = "back-to-back (warm) runs" if args.warm else "interleaved rounds"
+    print(f"target {t.name}; measured clock {ghz:.2f} GHz; {args.reps} {mode}, medians\n")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         items = []
@@ -152,7 +169,8 @@ def main(argv=None):
                 continue
             net = make()
             lib, fns = candidates(net, shape, t.name)
-            med = interleaved_medians(fns, args.reps if name != "ResNet18" else max(5, args.reps // 3))
+            measure = warm_medians if args.warm else interleaved_medians
+            med = measure(fns, args.reps if name != "ResNet18" else max(5, args.reps // 3))
             total, binary = macs_of(net)
             sim = None
             if hasattr(xnorgen, "simulate"):
@@ -164,11 +182,11 @@ def main(argv=None):
             rows.append((name, med, total, binary, sim))
             print_row(name, med, total, binary, ghz, sim)
     if args.markdown:
-        write_markdown(args.markdown, rows, ghz, t, args.reps)
+        write_markdown(args.markdown, rows, ghz, t, args.reps, mode)
     return rows
 
 
-def write_markdown(path, rows, ghz, target, reps):
+def write_markdown(path, rows, ghz, target, reps, mode="interleaved rounds"):
     """The table as measured, with what it was measured on."""
     import platform
     try:
@@ -177,9 +195,10 @@ def write_markdown(path, rows, ghz, target, reps):
     except ImportError:
         ort = "not installed"
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    lines = [f"Measured by `python benchmarks/bench.py --reps {reps}` on {cpu} ({platform.machine()}), "
+    flag = " --warm" if mode.startswith("back") else ""
+    lines = [f"Measured by `python benchmarks/bench.py --reps {reps}{flag}` on {cpu} ({platform.machine()}), "
              f"target {target.name}, clock measured at {ghz:.2f} GHz, onnxruntime {ort}, numpy {np.__version__}; "
-             "one thread, batch 1, medians of interleaved rounds.", "",
+             f"one thread, batch 1, medians of {mode}.", "",
              "| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | GMAC/s | "
              "binary MACs/cycle | predicted cycles | measured cycles |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
