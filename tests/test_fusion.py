@@ -6,6 +6,7 @@ import pytest
 import xnorgen
 from netgen import random_input, random_network, write_net
 from xnorgen.plan import plan_network
+from xnorgen.sim.machine import run_plan
 from xnorgen.target import resolve
 
 
@@ -50,6 +51,35 @@ def test_fused_pixel_lanes_equal_unfused(tmp_path, c, pad_value, gammas):
     unfused = xnorgen.build(net, target=t, fuse=False)(x)
     for target in targets:
         assert np.array_equal(xnorgen.build(net, target=target, fuse=True)(x), unfused), target.name
+
+
+@pytest.mark.parametrize("mode,pool,relu,shape,f", [
+    ("float", {"kernel": 3, "stride": 2, "padding": 1, "then": "gap"}, True, (3, 40, 36), 20),   # the ResNet stem's
+    ("float", {"kernel": 2}, False, (4, 9, 18), 16),
+    ("bwn", {"kernel": [3, 2], "stride": [1, 2], "padding": [1, 0]}, True, (5, 8, 11), 7),
+    ("float", {"kernel": 3, "stride": 1, "padding": 1}, True, (2, 6, 34), 33),
+])
+def test_maxpool_folds_into_the_conv_epilogue(tmp_path, mode, pool, relu, shape, f):
+    """conv -> batchnorm (-> relu) -> maxpool: the conv writes the pooled tensor from a ring of its
+    last rows (arena scratch); bit-identical to the unfused library on the host and the portable
+    target, and the conv's full output is never stored."""
+    then = pool.pop("then", None)
+    layers = [{"name": "conv", "type": "conv2d", "mode": mode, "filters": f, "kernel": 3, "padding": 1},
+              {"name": "bn", "type": "batchnorm"}] + ([{"name": "act", "type": "relu"}] if relu else []) \
+        + [{"name": "pool", "type": "maxpool", **pool}] \
+        + ([{"name": "gap", "type": "avgpool", "global": True}] if then else [])
+    net = xnorgen.load(write_net(tmp_path, "cp", shape, layers, np.random.default_rng(f)))
+    x = random_input(net, np.random.default_rng(3), batch=2)
+    for t in ["x86-64", "host"]:
+        plan = plan_network(net, resolve(t))
+        conv = plan.layers[0]
+        assert conv.epilogue[-1] == "pool" and "pool_ring" in conv.scratch and conv.output == plan.storage["pool"]
+        assert plan.arena_size < plan_network(net, resolve(t), fuse=False).arena_size
+        fused, unfused = xnorgen.build(net, t)(x), xnorgen.build(net, t, fuse=False)(x)
+        assert np.array_equal(fused, unfused), t
+        assert np.array_equal(run_plan(plan, x[0]).output, fused[0]), t       # the simulator follows
+    want = xnorgen.reference(net, x)
+    assert np.abs(fused - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
 
 
 def test_fusion_decisions_and_memory(tmp_path):
@@ -114,13 +144,12 @@ def test_conv_batchnorm_relu_fold_into_the_conv_epilogue(tmp_path, mode):
     net = xnorgen.load(write_net(tmp_path, f"epi{mode}", (3, 20, 19), layers, np.random.default_rng(4),
                                  params={"bn1.gamma": np.resize(np.float32([1, -0.5, 0]), 20)}))
     plan = plan_network(net, resolve("x86-64"))
-    assert plan.elided == {"c1", "bn1", "c2"}
-    assert [lp.epilogue for lp in plan.layers if lp.epilogue] == [["bn1", "r1"], ["bn2"]]
+    assert plan.elided == {"c1", "bn1", "r1", "c2"}                     # p1 folds in too: c1 writes it
+    assert [lp.epilogue for lp in plan.layers if lp.epilogue] == [["bn1", "r1", "p1"], ["bn2"]]
     x = random_input(net, np.random.default_rng(5), batch=2)
     fused = xnorgen.build(net)(x)
     assert np.array_equal(fused, xnorgen.build(net, fuse=False)(x))
     want = xnorgen.reference(net, x)
     assert np.abs(fused - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
-    from xnorgen.sim.machine import run_plan
     sim = run_plan(plan_network(net, resolve("host")), x[0])
     assert np.array_equal(sim.output, fused[0])

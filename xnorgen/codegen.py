@@ -125,12 +125,20 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
             args = _xnor_conv(k, lp, plan)
         else:
             idents = {p.layer.name: p.ident for p in plan.layers}
-            post = [{"name": n, "op": plan.net.layer(n).type, "sym": f"{net.name}_{idents[n]}"} for n in lp.epilogue]
+            post = [{"name": n, "op": plan.net.layer(n).type, "sym": f"{net.name}_{idents[n]}"} for n in lp.epilogue
+                    if plan.net.layer(n).type != "maxpool"]
             k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
                      NB=lp.tiling["filter_blocks"], post=post, PB=lp.tiling["pixel_block"],
-                     IG=lp.tiling["interior_groups"], BG=lp.tiling["border_groups"], FPX=lp.tiling["pixel_lanes"])
+                     IG=lp.tiling["interior_groups"], BG=lp.tiling["border_groups"], FPX=lp.tiling["pixel_lanes"],
+                     pool=None)
             if k["FPX"]:          # the same groups, of pixel_lanes columns, through xg_macc_lanes
                 k.update(LI=k["IG"], LB=k["BG"], IG=[], BG=[])
+            if "pool_ring" in lp.scratch:   # a folded max pool: the conv's rows go to a ring it reads
+                pool = plan.net.layer(lp.epilogue[-1])
+                pk = {"name": pool.name}
+                _window(pk, pool, lp.out_shape, plan.net.shapes[pool.name])
+                k["pool"] = pk
+                args.append(_ptr(plan, lp.scratch["pool_ring"], False))
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),

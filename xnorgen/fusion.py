@@ -81,10 +81,11 @@ def plan_binarize(plan, fuse: bool = True):
 
 
 def plan_epilogues(plan, fuse: bool = True):
-    """Fold a batchnorm (and a relu after it) into the epilogue of the float or bwn convolution
-    before it, when each is the only reader of the one before: the convolution applies them to
-    every output exactly as their own kernels would (same float32 operations, same order) and
-    writes the last tensor directly, so the intermediate tensors are never stored. Batchnorms
+    """Fold a batchnorm (and a relu, and a max pool after it) into the epilogue of the float or
+    bwn convolution before it, when each is the only reader of the one before: the convolution
+    applies them to every output exactly as their own kernels would (same float32 operations,
+    same order; the pool takes its taps in its own kernel's order from a ring of the last few
+    output rows) and writes the last tensor directly, so the intermediate tensors are never stored. Batchnorms
     already folded into a binarize stage are left alone (run plan_binarize first). An xnor conv
     with a float output may likewise fold the residual add it feeds (_fold_residual_add)."""
     if not fuse:
@@ -101,20 +102,32 @@ def plan_epilogues(plan, fuse: bool = True):
             continue
         if not (isinstance(layer, Conv2d) and layer.mode != "xnor") or layer.name == plan.net.output:
             continue
-        chain, cur = [], layer.name
-        for kind in ("batchnorm", "relu"):
-            rs = readers.get(cur, [])
-            if len(rs) != 1 or rs[0].layer.type != kind or rs[0].folded_into or cur == plan.net.output:
-                break
-            chain.append(rs[0])
-            cur = rs[0].layer.name
-        if not chain or chain[0].layer.type != "batchnorm":
+        chain = _post_chain(plan, layer.name, readers)
+        if not chain:
             continue
         lp.epilogue = [f.layer.name for f in chain]
         plan.elided.update([layer.name] + lp.epilogue[:-1])
         for f in chain:
             f.folded_into = layer.name
     return plan
+
+
+def _post_chain(plan, name: str, readers: dict) -> list:
+    """batchnorm, then optionally relu, then optionally a (non-global) maxpool, each the only
+    reader of the one before and none the network output but the last."""
+    chain, cur = [], name
+    for kind in ("batchnorm", "relu", "maxpool"):
+        rs = readers.get(cur, [])
+        if cur == plan.net.output or len(rs) != 1 or rs[0].folded_into:
+            break
+        nxt = rs[0].layer
+        if nxt.type != kind or (kind == "maxpool" and nxt.global_):
+            if kind == "relu":
+                continue                    # a pool may follow the batchnorm directly
+            break
+        chain.append(rs[0])
+        cur = nxt.name
+    return chain if chain and chain[0].layer.type == "batchnorm" else []
 
 
 def _fold_residual_add(plan, lp, rs: list, steps: dict) -> None:
