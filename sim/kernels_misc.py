@@ -8,7 +8,8 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import F32, block_counts, bn_float32, fma32, real_block_counts, channel_mean_abs, epilogue, pack_chw, unblock
+from .kernels_conv import F32, block_counts, bn_float32, channel_mean_abs, epilogue, fma32, pack_chw, unblock
+from .kernels_real import real_block_counts
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
 

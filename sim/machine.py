@@ -6,7 +6,7 @@ it, a batchnorm folded into a stage has no kernel (and costs nothing), a float/b
 applies its folded batchnorm (+ relu) in its epilogue (their arithmetic counted there), an xnor conv
 reads its stage's packed words and A and, with binarize_out, writes the next stage in
 its epilogue instead of floats (elided tensors are never stored or loaded). Each kernel
-goes to its simulator (kernels_conv / kernels_misc), which follows the layer's packing
+goes to its simulator (kernels_conv / kernels_real / kernels_misc), which follows the layer's packing
 and tiling. With an input x (and weights on
 the network) every tensor is computed in float32 / packed words exactly as the
 C computes it; without x only operation counts are made, which is fast for any
@@ -24,6 +24,7 @@ from xnorgen.plan import Plan, is_alias
 
 from . import kernels_conv as kc
 from . import kernels_misc as km
+from . import kernels_real as kr
 from .ops import cycles, instructions, lower_popcount
 
 
@@ -91,7 +92,7 @@ def simulate_layer(lp, plan: Plan, ins, run: bool):
     consts = layer_consts(lp, target) if run and layer.params else {}
     x = ins[0] if run else None
     if isinstance(layer, Conv2d):
-        return kc.real_conv(lp, target, consts, x, run)
+        return kr.real_conv(lp, target, consts, x, run)
     if isinstance(layer, Dense):
         return km.dense(lp, target, consts, x, run)
     if isinstance(layer, BatchNorm):

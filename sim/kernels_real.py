@@ -1,0 +1,187 @@
+"""Simulated float and bwn convolutions: templates/kernel_conv2d_real.c.j2.
+
+Filter blocks of XG_FFB float lanes, columns in groups (border groups through zero-padded row
+copies) or, with pixel lanes, outputs in the vector lanes; each output sums its taps in channel,
+ky, kx order, as fused multiply-adds on FMA targets (fma32), so outputs are bit-identical to the
+C. Returns (output or None, Counter of operations) like kernels_conv.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .kernels_conv import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock
+from .loops import tap_mask, valid_taps
+from .ops import float_lanes, float_vector_lanes, loop, scaled
+
+
+def _flip(target, ffb: int, fv: int) -> dict:
+    """bwn: the sign-flip vector of one mask, ((m >> lane) & 1) << 31: SSE2 has no per-lane
+    variable shift, so gcc does it lane by lane; AVX2/AVX-512/NEON: broadcast, vpsrlvd, and,
+    shift; no float SIMD: per lane."""
+    if _sse2_only(target):
+        return {"shift": 4, "logic": 4, "vlogic": 8}
+    if float_lanes(target) > 1:
+        return {"vlogic": 4 * fv}
+    return {"shift": 2 * ffb, "logic": ffb}
+
+
+def real_block_counts(target, ffb: int, bwn: bool, calls: int, taps_const: int, taps_var: int) -> Counter:
+    """`calls` calls of xg_macc_block / xg_sign_block (one output, XG_FFB lanes) over taps_const
+    taps in compile-time-n calls and taps_var in runtime-n calls: per tap a weight vector (or a
+    sign flip), the input value broadcast, a vector multiply-add (or a flip and an add)."""
+    fv = max(1, ffb // float_vector_lanes(target))
+    sse2 = _sse2_only(target)
+    taps = taps_const + taps_var
+    counts = scaled(CALL, calls) + scaled({"vload": fv, "store": fv}, calls) + loop(taps_var)
+    if bwn:
+        counts += scaled(_flip(target, ffb, fv), taps) \
+            + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps)
+    else:
+        counts += scaled({"vload": fv, "load": 1, "vlogic": 1 if sse2 else 0, "vfmul": fv, "vfadd": fv}, taps)
+    return counts
+
+
+def _sse2_only(target) -> bool:
+    """x86-64 baseline (SSE2): no broadcast-from-memory and no per-lane variable shift."""
+    return bool(set(target.arch) & {"x86_64", "AMD64"}) and target.vector_bits < 256
+
+
+def real_conv_counts(lp, target) -> Counter:
+    """kernel_conv2d_real.c.j2: filter block (XG_FFB lanes) > oy > [interior columns in groups of
+    XG_PB: per (channel, ky) one xg_*_block_px call over KW taps] + [other columns one at a time:
+    per (channel, ky) one xg_*_block call over the in-bounds taps]. One float vector instruction
+    covers XG_FFB lanes (several on narrower SIMD, one per lane without SIMD)."""
+    if lp.tiling.get("pixel_lanes"):
+        return real_lanes_counts(lp, target)
+    layer = lp.layer
+    c, h, w = lp.in_shapes[0]
+    f, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    nb, ffb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
+    fv = max(1, ffb // float_vector_lanes(target))           # vector instructions per block of lanes
+    sse2 = _sse2_only(target)
+    bwn = layer.mode == "bwn"
+    pb = lp.tiling["pixel_block"]
+    rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
+    # interior columns in groups of pb (the plan's decision; float/bwn always zero-pad)
+    ox0, ox1 = lp.tiling["interior_columns"]
+    border = len(lp.tiling["border_groups"])
+    groups = len(lp.tiling["interior_groups"]) + border      # interior groups, then border groups
+    single_cols = 0 if pb else wo
+    counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho)
+    # --- grouped path: per (fb, oy, group) ---
+    ng = nb * ho * groups
+    calls_g = nb * int(rows_axis.sum()) * groups * c          # (group, c, ky) calls, KW taps each
+    counts += loop(ng) + scaled({"add": 2, "addr": 2}, ng) + scaled({"vlogic": pb * fv}, ng) + loop(ng * c) \
+        + scaled({"addr": 2}, ng * c) + scaled(CALL, calls_g)
+    taps_g = calls_g * kw
+    if bwn:
+        counts += scaled(_flip(target, ffb, fv), taps_g) + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps_g * pb)
+    else:
+        counts += scaled({"vload": fv, "vlogic": 4 if sse2 else 0}, taps_g) \
+            + scaled({"load": 1, "vfmul": fv, "vfadd": fv}, taps_g * pb)
+    outs_g = ng * pb * min(ffb, f)
+    seg = (pb - 1) * layer.stride[1] + kw                    # border groups: zero-padded row copies
+    # the copy's bounds are compile-time per group, so gcc folds them: vector moves (and zeros)
+    fl = float_lanes(target)
+    counts += scaled({"vload": -(-seg // fl), "store": -(-seg // fl)}, nb * int(rows_axis.sum()) * border * c)
+    # --- single columns: per (fb, oy, ox) ---
+    np_ = nb * ho * single_cols
+    counts += loop(np_) + scaled(PIXEL, np_)
+    counts += loop(np_ * c) + scaled({"addr": 2, "compare": 2, "branch": 1}, np_ * c)
+    # in-bounds rows and taps of the single columns
+    cols_axis, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
+    sel = np.full(wo, not pb)                                # single columns only without groups
+    r = int(rows_axis.sum())
+    calls_s = nb * c * r * int(sel.sum())
+    taps_s_const = nb * c * r * int((sel & interior).sum()) * kw
+    taps_s_var = nb * c * r * int(cols_axis[sel & ~interior].sum())
+    counts += real_block_counts(target, ffb, bwn, calls_s, taps_s_const, taps_s_var)
+    outs = outs_g + np_ * min(ffb, f)
+    has_alpha = layer.mode != "float" and layer.scale_weight
+    counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
+    return counts
+
+
+def real_lanes_counts(lp, target) -> Counter:
+    """kernel_conv2d_real.c.j2 in pixel lanes (xg_macc_lanes): filter block > oy > group of px
+    columns; per tap the group's input vector (stride 1: one load; 2: two and a permute) and one
+    multiply-add per filter of the block with its weight broadcast from memory; border groups
+    first copy their zero-padded window; the epilogue is vectorized over the group's columns."""
+    layer = lp.layer
+    c, h, w = lp.in_shapes[0]
+    f, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    nb, ffb, px = lp.tiling["filter_blocks"], lp.tiling["filter_block"], lp.tiling["pixel_lanes"]
+    rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)        # (oy, ky) pairs in bounds
+    inner, border = len(lp.tiling["interior_groups"]), len(lp.tiling["border_groups"])
+    v = max(1, px // float_vector_lanes(target))                          # vectors per group of columns
+    taps = nb * rows * c * kw * (inner + border)
+    xv = Counter(vload=v) if layer.stride[1] == 1 else Counter(vload=2 * v, vlogic=v)
+    counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * (inner + border))
+    counts += scaled(xv + Counter(load_op=ffb, vfmul=ffb * v, vfadd=ffb * v), taps) + loop(taps)
+    seg = (px - 1) * layer.stride[1] + kw
+    counts += scaled({"load": 1, "compare": 2, "store": 1}, nb * rows * border * c * seg)
+    fv = nb * ho * (inner + border) * min(ffb, f) * v                    # float vectors of outputs
+    has_alpha = layer.mode != "float" and layer.scale_weight
+    epi = epilogue(has_alpha, False, layer.bias)
+    counts += scaled({"store": 1, "vload": 1}, fv) + scaled(
+        {"vfmul": epi.get("fmul", 0), "vfadd": epi.get("fadd", 0), "load_op": epi.get("load_op", 0)}, fv)
+    return counts
+
+
+def real_conv(lp, target, consts, x, run: bool):
+    """kernel_conv2d_real.c.j2 (float and bwn); per output the taps sum in channel, ky, kx order."""
+    counts = real_conv_counts(lp, target)
+    if not run:
+        return None, counts
+    layer = lp.layer
+    has_alpha = layer.mode != "float" and layer.scale_weight
+    return _real_core(lp, target, consts, x, has_alpha), counts
+
+
+def _real_weights(lp, consts):
+    """[F, C, KH, KW] float32 weights (bwn: ±1) from the blocked layouts."""
+    layer = lp.layer
+    c = lp.in_shapes[0][0]
+    f = lp.out_shape[0]
+    kh, kw = layer.kernel
+    ffb = lp.tiling["filter_block"]
+    if layer.mode == "bwn":
+        masks = consts["w"].astype(np.int64).reshape(-1, c * kh * kw)          # [NB, taps]
+        bits = (masks[:, :, None] >> np.arange(ffb)[None, None, :]) & 1        # [NB, taps, FFB]
+        neg = np.moveaxis(bits, -1, 1).reshape(-1, c * kh * kw)[:f]
+        return np.where(neg.astype(bool), F32(-1), F32(1)).reshape(f, c, kh, kw)
+    return unblock(consts["w"].astype(F32), lp.tiling, f, (c, kh, kw))
+
+
+def _real_core(lp, target, consts, x, has_alpha):
+    """Float32 accumulation in the C's order: channel, then ky, then kx."""
+    layer = lp.layer
+    c, h, w = lp.in_shapes[0]
+    f, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    wts = _real_weights(lp, consts)
+    yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
+    xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
+    acc = np.zeros((f, ho, wo), dtype=F32)
+    for ch in range(c):                     # float/bwn zero-pad: padded taps add nothing
+        for ky in range(kh):
+            for kx in range(kw):
+                m = yin[:, ky, None] & xin[None, :, kx]
+                v = x[ch][np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
+                wt = wts[:, ch, ky, kx][:, None, None]
+                if layer.mode == "bwn":
+                    new = acc + np.where(wt < 0, -v[None], v[None])
+                elif target.fma:                            # fused multiply-add: one rounding per tap
+                    new = fma32(v[None], wt, acc)
+                else:
+                    new = acc + v[None] * wt
+                acc = np.where(m[None], new, acc)
+    if has_alpha:
+        acc = acc * consts["alpha"].astype(F32)[:, None, None]
+    if layer.bias:
+        acc = acc + consts["bias"].astype(F32)[:, None, None]
+    return acc
