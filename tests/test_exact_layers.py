@@ -117,6 +117,24 @@ def test_k_map_is_bit_exact(tmp_path, target, hw, kernel, stride, padding):
     assert np.array_equal(got, run_plan(plan_network(net, resolve(target)), x[0]).output)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(c=st.integers(1, 64), h=st.integers(1, 5), w=st.integers(16, 40), f=st.integers(1, 40),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 2), pw=st.integers(0, 2),
+       ph=st.integers(0, 2), pad_value=st.sampled_from([0, 1, -1]), seed=st.integers(0, 10**6))
+def test_xnor_conv_pixel_lanes_random_shapes(tmp_path, c, h, w, f, kh, kw, sh, pw, ph, pad_value, seed):
+    """Random shapes on the host's lanes path where the plan takes it (one word per pixel, stride 1):
+    equal to the golden model's integer core."""
+    from hypothesis import assume
+    from xnorgen.plan import plan_network
+    assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
+    t = _lanes_target("host")
+    net = xnor_conv_net(tmp_path, c, h, w, f, [kh, kw], [sh, 1], [ph, pw], pad_value, seed)
+    assume(plan_network(net, t).layers[0].tiling["pixel_lanes"])
+    x = with_zeros((2, c, h, w), np.random.default_rng(seed))
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want)
+
+
 # Float convs in pixel lanes (16 outputs per vector, 16 filters per block): strides 1 and 2, a
 # 7x7 stem-like layer, groups at both borders and in the interior, filters not a multiple of
 # 16, windows partly in padding. (C, H, W, filters, kernel, stride, padding)
