@@ -157,6 +157,21 @@ def test_cortex_m4_builds_freestanding_with_only_libc_block_ops_and_libm(tmp_pat
     assert "expf" in undef                                     # the check sees real undefined symbols
 
 
+def test_cortex_m4_folds_the_stem_pool_and_builds(tmp_path):
+    """cortex-m4 (fold_pool): conv -> batchnorm -> relu -> maxpool is one kernel whose rows go
+    through a ring, so the arena holds no conv output; the library builds with -Werror."""
+    t = _m4()
+    layers = [{"name": "stem", "type": "conv2d", "filters": 8, "kernel": 5, "stride": 2, "padding": 2},
+              {"name": "bn", "type": "batchnorm"}, {"name": "act", "type": "relu"},
+              {"name": "pool", "type": "maxpool", "kernel": 3, "stride": 2, "padding": 1},
+              {"name": "flat", "type": "flatten"}, {"name": "fc", "type": "dense", "units": 4}]
+    net = xnorgen.load(write_net(tmp_path, "stem", (3, 32, 32), layers, np.random.default_rng(1)))
+    plan, files = compile_network(net, t)
+    assert plan.layers[0].epilogue == ["bn", "act", "pool"] and "stem" not in plan.buffers
+    assert plan.arena_size < compile_network(net, t, fuse=False)[0].arena_size
+    crossbuild.make_library(files, tmp_path / "b", t)
+
+
 def test_cortex_m4_size_report_equals_arm_none_eabi_size(tmp_path):
     t = _m4()
     net_path = _conv_net(tmp_path, "fits", 32, 16, 64)

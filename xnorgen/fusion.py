@@ -81,8 +81,8 @@ def plan_binarize(plan, fuse: bool = True):
 
 
 def plan_epilogues(plan, fuse: bool = True):
-    """Fold a batchnorm (and a relu, and a max pool after it) into the epilogue of the float or
-    bwn convolution before it, when each is the only reader of the one before: the convolution
+    """Fold a batchnorm (and a relu, and, where the target asks for it (fold_pool), a max pool
+    after it) into the epilogue of the float or bwn convolution before it, when each is the only reader of the one before: the convolution
     applies them to every output exactly as their own kernels would (same float32 operations,
     same order; the pool takes its taps in its own kernel's order from a ring of the last few
     output rows) and writes the last tensor directly, so the intermediate tensors are never stored. Batchnorms
@@ -102,7 +102,7 @@ def plan_epilogues(plan, fuse: bool = True):
             continue
         if not (isinstance(layer, Conv2d) and layer.mode != "xnor") or layer.name == plan.net.output:
             continue
-        chain = _post_chain(plan, layer.name, readers)
+        chain = _post_chain(plan, layer.name, readers, pool=plan.target.fold_pool)
         if not chain:
             continue
         lp.epilogue = [f.layer.name for f in chain]
@@ -112,11 +112,11 @@ def plan_epilogues(plan, fuse: bool = True):
     return plan
 
 
-def _post_chain(plan, name: str, readers: dict) -> list:
-    """batchnorm, then optionally relu, then optionally a (non-global) maxpool, each the only
-    reader of the one before and none the network output but the last."""
+def _post_chain(plan, name: str, readers: dict, pool: bool = True) -> list:
+    """batchnorm, then optionally relu, then optionally (if pool) a non-global maxpool, each the
+    only reader of the one before and none the network output but the last."""
     chain, cur = [], name
-    for kind in ("batchnorm", "relu", "maxpool"):
+    for kind in ("batchnorm", "relu", "maxpool")[:3 if pool else 2]:
         rs = readers.get(cur, [])
         if cur == plan.net.output or len(rs) != 1 or rs[0].folded_into:
             break
