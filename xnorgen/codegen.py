@@ -17,8 +17,8 @@ import numpy as np
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
-from .plan import (INPUT, OUTPUT, LayerPlan, Plan, filter_block, float_filter_block, interior_columns, is_alias,
-                   manifest)
+from .plan import INPUT, OUTPUT, LayerPlan, Plan, is_alias, manifest
+from .tiling import filter_block, float_filter_block, interior_columns
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),

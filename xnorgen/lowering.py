@@ -33,7 +33,7 @@ class Const:
 
 def mask_bytes(target: Target) -> int:
     """Bytes of one bwn sign mask: the float filter block's bits, in the smallest C integer."""
-    from .plan import float_filter_block
+    from .tiling import float_filter_block
     return max(1, float_filter_block(target) // 8)
 
 

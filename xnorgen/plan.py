@@ -18,6 +18,8 @@ from .naming import unique_c_idents
 from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
+from .tiling import (column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
+                     interior_columns, pixel_block, pixel_lanes)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -155,53 +157,6 @@ def _scratch(plan: Plan, lp: LayerPlan, role: str, nbytes: int):
     lp.scratch[role] = name
 
 
-def filter_block(target: Target) -> int:
-    """Filters computed together per input word: the target's choice, else one vector of words
-    (at least 4 for register reuse)."""
-    return target.filter_block or max(4, target.vector_bits // target.word_bits)
-
-
-def interior_columns(width: int, kw: int, sw: int, pw: int, out_w: int) -> tuple[int, int]:
-    """Output columns [ox0, ox1) whose every tap is in bounds along x (no left or right padding)."""
-    ox0 = min(-(-pw // sw), out_w)
-    return ox0, min(max(ox0, (width + pw - kw) // sw + 1), out_w)
-
-
-def column_runs(width: int, kw: int, sw: int, pw: int, cols) -> list[list[int]]:
-    """The distinct in-bounds tap ranges [kx0, kx1) of output columns `cols` (most common first):
-    each becomes one branch of the xnor conv with a compile-time run length."""
-    seen: dict[tuple[int, int], int] = {}
-    for ox in cols:
-        i0 = ox * sw - pw
-        k0 = max(0, -i0)
-        key = (k0, max(k0, min(kw, width - i0)))
-        seen[key] = seen.get(key, 0) + 1
-    return [list(k) for k, _ in sorted(seen.items(), key=lambda kv: -kv[1])]
-
-
-def pixel_block(ox0: int, ox1: int) -> int:
-    """Interior outputs computed together by float/bwn convs: 8 (hides the add latency), or 4 on
-    narrow images; 0 when fewer than 4 interior columns exist."""
-    return next((pb for pb in (8, 4) if ox1 - ox0 >= pb), 0)
-
-
-def pixel_lanes(target: Target, layer: Conv2d, wpp: int, ox0: int, ox1: int) -> int:
-    """Interior outputs of an xnor conv computed as vector lanes (target.pixel_lanes at a time):
-    one word per pixel, stride 1 (one load per 8 outputs), or stride 2 with a 1-wide kernel (two
-    loads and a permute; the filter-lane path would do one word per call), and an interior of at
-    least one group; else 0 (filters in the lanes). Measured on ResNet-18 (C harness): the 1x1
-    stride-2 shortcut 0.081 -> 0.041 ms, but a 3x3 stride-2 conv 0.121 -> 0.147 ms, and two
-    words per pixel 0.19 -> 0.28 ms (a 26-column interior wastes 6 of 32 lanes, permutes cost)."""
-    px = target.pixel_lanes
-    fits = wpp == 1 and (layer.stride[1] == 1 or (layer.stride[1] == 2 and layer.kernel[1] == 1))
-    return px if px and fits and ox1 - ox0 >= px else 0
-
-
-def float_filter_block(target: Target) -> int:
-    """Filters computed together per input float: one vector of float32 lanes (at least 4: SSE2, NEON)."""
-    return max(4, target.vector_bits // 32)
-
-
 def plan_tiling(plan: Plan) -> Plan:
     """Binary layers: filters (units) in register blocks of filter_block, whose weights are
     interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
@@ -271,33 +226,6 @@ def _column_ranges(layer: Conv2d, lp: LayerPlan, ox0: int, ox1: int, lanes: int)
 def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
     return interior_columns(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1],
                             lp.out_shape[2])
-
-
-def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], list[int]]:
-    """First columns of the float/bwn conv's pixel groups: [0, out_w) in steps of pb, the last
-    group moved left to end at out_w (its overlap is recomputed, outputs are only written).
-    Returns (interior groups, every column inside [ox0, ox1); border groups, which read
-    zero-padded copies of their rows). Both empty without groups (pb = 0)."""
-    if not pb:
-        return [], []
-    starts = sorted({min(g, out_w - pb) for g in range(0, out_w, pb)})
-    inner = [g for g in starts if ox0 <= g and g + pb <= ox1]
-    return inner, [g for g in starts if g not in inner]
-
-
-#: Largest zero-padded window copy (floats) a float conv's border lane group may keep on the stack.
-LANE_WINDOW_FLOATS = 8192
-
-
-def float_pixel_lanes(target: Target, layer: Conv2d, c: int, out_w: int) -> int:
-    """Outputs per vector in a float conv (target.pixel_lanes, filters in blocks of that many too):
-    float mode, stride 1 or 2 along x (one load, or two and a permute, per tap), at least one
-    group of columns, and a border window copy that fits LANE_WINDOW_FLOATS; else 0."""
-    px = target.pixel_lanes
-    seg = (px - 1) * layer.stride[1] + layer.kernel[1]
-    ok = (px and layer.mode == "float" and layer.stride[1] in (1, 2) and out_w >= px
-          and float_filter_block(target) == px and c * layer.kernel[0] * seg <= LANE_WINDOW_FLOATS)
-    return px if ok else 0
 
 
 def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
