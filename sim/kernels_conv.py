@@ -14,6 +14,7 @@ from collections import Counter
 import numpy as np
 
 from xnorgen.packing import pad_word_pattern
+from xnorgen.tiling import BINARIZE_TILE
 
 from .loops import tap_mask, valid_taps, window_bounds
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind, word_lanes
@@ -82,11 +83,12 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
 # ---------------------------------------------------------------- binarize stages
 
 def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:
-    """kernel_binarize.c.j2: tiles of 16 pixels through xg_sign_tile (per word, the channels in
-    order), then the last hw % 16 pixels one at a time. AVX-512: per channel and tile one load,
+    """kernel_binarize.c.j2: tiles of BINARIZE_TILE (bt) pixels through xg_sign_tile (per word, the channels in
+    order), then the last hw % BINARIZE_TILE pixels one at a time. AVX-512: per channel and tile one load,
     a compare to a mask, two masked ORs and |x| added; elsewhere the portable hook, per element."""
-    tiles, tail = hw // 16, hw % 16
-    counts = loop(tiles * wpp) + loop(tiles * c) + scaled({"store": 16}, tiles * wpp)
+    bt = BINARIZE_TILE
+    tiles, tail = hw // bt, hw % bt
+    counts = loop(tiles * wpp) + loop(tiles * c) + scaled({"store": bt}, tiles * wpp)
     if simd_kind(target) == "avx512":
         per = Counter(vload=1, compare=1, vlogic=3) + Counter(vfadd=int(has_a), vlogic=int(has_a))
         per += Counter(vfmul=1, vfadd=2, load=3) if has_bn else Counter()
@@ -96,9 +98,9 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
         # into the words; per element about 5 instructions (+1 for A, +3/4 for a batchnorm)
         # on x86-64 by callgrind (stages of 32..96 channels: -19..+29 %)
         per = Counter(load=1, compare=1, logic=2, shift=1) + Counter(fadd=int(has_a))
-        counts += scaled(per, tiles * c * 16) + scaled(Counter(fmul=1, fadd=2) if has_bn else Counter(), tiles * c * 4)
+        counts += scaled(per, tiles * c * bt) + scaled(Counter(fmul=1, fadd=2) if has_bn else Counter(), tiles * c * bt // 4)
     if has_a:
-        counts += scaled({"load": 1, "fdiv": 1, "store": 1}, tiles * 16) + loop(tiles * 16)
+        counts += scaled({"load": 1, "fdiv": 1, "store": 1}, tiles * bt) + loop(tiles * bt)
     per_tail = Counter(load=1, compare=1, load_op=1) + Counter(BIN_ELEM) + Counter(fadd=int(has_a), logic=int(has_a))
     per_tail += Counter(fmul=1, fadd=2, load_op=3) if has_bn else Counter()
     counts += scaled(per_tail, tail * c) + loop(tail * c) + scaled({"store": 1}, tail * wpp) + loop(tail)

@@ -18,7 +18,7 @@ from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
 from .plan import INPUT, OUTPUT, LayerPlan, Plan, is_alias, manifest
-from .tiling import filter_block, float_filter_block, interior_columns
+from .tiling import BINARIZE_TILE, filter_block, float_filter_block, interior_columns
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -69,7 +69,7 @@ def stage_context(st, plan: Plan) -> dict:
     ident = idents.get(st.tensor, "input")
     k = {"template": "kernel_binarize.c.j2", "name": st.name, "fn": f"{net.name}_binarize_{ident}",
          "tensor": st.tensor, "C": st.channels, "HW": st.hw, "WPP": st.words_per_pixel, "has_a": st.needs_amap,
-         "bn": st.bn, "bn_sym": f"{net.name}_{idents[st.bn]}" if st.bn else None}
+         "bn": st.bn, "bn_sym": f"{net.name}_{idents[st.bn]}" if st.bn else None, "BT": BINARIZE_TILE}
     args = [_ptr(plan, plan.storage[st.source], True), _ptr(plan, st.packed, False, "xg_word_t")]
     if st.needs_amap:
         args.append(_ptr(plan, st.amap, False))
@@ -168,7 +168,7 @@ def _net_context(plan: Plan) -> dict:
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
             "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
-            "pixel_lanes": t.pixel_lanes}
+            "pixel_lanes": t.pixel_lanes, "binarize_tile": BINARIZE_TILE}
 
 
 def render(plan: Plan) -> dict[str, str]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from .description import Conv2d
 from .target import Target
 
+#: Pixels per binarize-stage tile (xg_sign_tile; the AVX-512 hook takes one 16-float vector).
+BINARIZE_TILE = 16
+
 
 def filter_block(target: Target) -> int:
     """Filters computed together per input word: the target's choice, else one vector of words
