@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from xnorgen.packing import pad_word_pattern
-from xnorgen.tiling import BINARIZE_TILE
+from xnorgen.tiling import BINARIZE_TILE, LANE_FILTERS
 
 from .loops import tap_mask, valid_taps, window_bounds
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind, word_lanes
@@ -296,7 +296,7 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
     vector and filter; counts narrowed and stored; the float epilogue is vectorized over outputs."""
     layer = lp.layer
     fb, nb, px = lp.tiling["filter_block"], lp.tiling["filter_blocks"], lp.tiling["pixel_lanes"]
-    kw, pf = layer.kernel[1] * lp.packing["words_per_pixel"], 4         # words per kernel row
+    kw, pf = layer.kernel[1] * lp.packing["words_per_pixel"], LANE_FILTERS    # words per kernel row
     groups = lane_groups(*lp.tiling["interior_columns"], px)
     wl, fl = word_lanes(target), float_vector_lanes(target)
     scalar = simd_kind(target) == "scalar"

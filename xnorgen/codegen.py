@@ -18,7 +18,7 @@ from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
 from .plan import INPUT, OUTPUT, LayerPlan, Plan, is_alias, manifest
-from .tiling import BINARIZE_TILE, filter_block, float_filter_block, interior_columns
+from .tiling import BINARIZE_TILE, LANE_FILTERS, filter_block, float_filter_block, interior_columns
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -168,7 +168,8 @@ def _net_context(plan: Plan) -> dict:
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
             "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
-            "pixel_lanes": t.pixel_lanes, "binarize_tile": BINARIZE_TILE}
+            "pixel_lanes": t.pixel_lanes, "lane_filters": LANE_FILTERS,
+            "binarize_tile": BINARIZE_TILE}
 
 
 def render(plan: Plan) -> dict[str, str]:

@@ -18,7 +18,7 @@ from .naming import unique_c_idents
 from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
-from .tiling import (column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
+from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
                      interior_columns, pixel_block, pixel_lanes)
 
 ALIGN = 64
@@ -161,10 +161,14 @@ def plan_tiling(plan: Plan) -> Plan:
     """Binary layers: filters (units) in register blocks of filter_block, whose weights are
     interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
     sweeps every pixel with one block's weights (kh*kw*words*FB words, a few KiB) held in L1.
-    Float and bwn layers: filters in blocks of one vector of float lanes (float_filter_block)."""
+    Float and bwn layers: filters in blocks of one vector of float lanes (float_filter_block).
+    Where the target has pixel_lanes, convs whose geometry fits (tiling.pixel_lanes,
+    tiling.float_pixel_lanes) put neighbouring outputs in the lanes instead; every decision,
+    with the column ranges and groups the kernels loop over, goes into LayerPlan.tiling."""
     fb = filter_block(plan.target)
     assert plan.target.word_bits % fb == 0, "a filter block's bits must sit in one word (fused epilogues)"
-    assert not plan.target.pixel_lanes or fb % 4 == 0, "pixel lanes take filters 4 at a time: filter_block % 4"
+    assert not plan.target.pixel_lanes or fb % LANE_FILTERS == 0, \
+        f"pixel lanes take filters {LANE_FILTERS} at a time: make filter_block a multiple"
     for lp in plan.layers:
         layer = lp.layer
         if isinstance(layer, Conv2d) and layer.mode == "xnor":
@@ -179,7 +183,7 @@ def plan_tiling(plan: Plan) -> Plan:
                          "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes)}
             if lanes:
                 lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
-                                           "filter in block, 4 at a time > ky > kx > pixel lane; "
+                                           f"filter in block, {LANE_FILTERS} at a time > ky > kx > pixel lane; "
                                            "border columns: ky > kx > filter in block}")
             lp.packing["weight_layout"] = "[F/FB][KH][KW][words][FB], filters past F zero"
         elif isinstance(layer, Dense) and layer.mode == "xnor":

@@ -9,6 +9,9 @@ from __future__ import annotations
 from .description import Conv2d
 from .target import Target
 
+#: Filters per xnor pixel-lanes call (xg_xor_popcount_lanes; the AVX-512 hook keeps 4 x 2 vectors).
+LANE_FILTERS = 4
+
 #: Pixels per binarize-stage tile (xg_sign_tile; the AVX-512 hook takes one 16-float vector).
 BINARIZE_TILE = 16
 
