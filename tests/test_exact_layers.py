@@ -163,7 +163,7 @@ def test_float_conv_pixel_lanes_bit_exact(tmp_path, case):
     from xnorgen.sim.machine import run_plan
     c, h, w, f, kernel, stride, padding = case
     layers = [{"name": "conv", "type": "conv2d", "filters": f, "kernel": kernel, "stride": stride,
-               "padding": padding}, {"name": "bn", "type": "batchnorm"}, {"name": "act", "type": "relu"}]
+               "padding": padding, "bias": f % 2 == 0}, {"name": "bn", "type": "batchnorm"}, {"name": "act", "type": "relu"}]
     net = xnorgen.load(write_net(tmp_path, "fl", (c, h, w), layers, np.random.default_rng(w)))
     x = np.random.default_rng(h).standard_normal((1, c, h, w)).astype(np.float32)
     want = xnorgen.reference(net, x)[0]
