@@ -169,7 +169,8 @@ def test_cortex_m4_folds_the_stem_pool_and_builds(tmp_path):
     plan, files = compile_network(net, t)
     assert plan.layers[0].epilogue == ["bn", "act", "pool"] and "stem" not in plan.buffers
     assert plan.arena_size < compile_network(net, t, fuse=False)[0].arena_size
-    crossbuild.make_library(files, tmp_path / "b", t)
+    lib = crossbuild.make_library(files, tmp_path / "b", t)
+    assert crossbuild.undefined_symbols(lib, t) <= crossbuild.ALLOWED_UNDEFINED | crossbuild.LIBM
 
 
 def test_cortex_m4_size_report_equals_arm_none_eabi_size(tmp_path):
