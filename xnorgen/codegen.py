@@ -17,7 +17,7 @@ import numpy as np
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
-from .plan import INPUT, OUTPUT, LayerPlan, Plan, is_alias, manifest
+from .plan import INPUT, OUTPUT, LayerPlan, Plan, folded_pool, is_alias, manifest
 from .tiling import BINARIZE_TILE, LANE_FILTERS, filter_block, float_filter_block, interior_columns
 
 _ENV = jinja2.Environment(
@@ -131,10 +131,8 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                      NB=lp.tiling["filter_blocks"], post=post, PB=lp.tiling["pixel_block"],
                      IG=lp.tiling["interior_groups"], BG=lp.tiling["border_groups"], FPX=lp.tiling["pixel_lanes"],
                      pool=None)
-            if k["FPX"]:          # the same groups, of pixel_lanes columns, through xg_macc_lanes
-                k.update(LI=k["IG"], LB=k["BG"], IG=[], BG=[])
-            if "pool_ring" in lp.scratch:   # a folded max pool: the conv's rows go to a ring it reads
-                pool = plan.net.layer(lp.epilogue[-1])
+            pool = folded_pool(plan, lp)
+            if pool is not None:            # the conv's rows go to a ring the pool reads
                 pk = {"name": pool.name}
                 _window(pk, pool, lp.out_shape, plan.net.shapes[pool.name])
                 k["pool"] = pk

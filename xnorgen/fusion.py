@@ -82,12 +82,13 @@ def plan_binarize(plan, fuse: bool = True):
 
 def plan_epilogues(plan, fuse: bool = True):
     """Fold a batchnorm (and a relu, and, where the target asks for it (fold_pool), a max pool
-    after it) into the epilogue of the float or bwn convolution before it, when each is the only reader of the one before: the convolution
-    applies them to every output exactly as their own kernels would (same float32 operations,
-    same order; the pool takes its taps in its own kernel's order from a ring of the last few
-    output rows) and writes the last tensor directly, so the intermediate tensors are never stored. Batchnorms
-    already folded into a binarize stage are left alone (run plan_binarize first). An xnor conv
-    with a float output may likewise fold the residual add it feeds (_fold_residual_add)."""
+    after it) into the epilogue of the float or bwn convolution before it, when each is the only
+    reader of the one before: the convolution applies them to every output exactly as their own
+    kernels would (same float32 operations, same order; the pool takes its taps in its own
+    kernel's order from a ring of the last few output rows) and writes the last tensor directly,
+    so the intermediate tensors are never stored. Batchnorms already folded into a binarize stage
+    are left alone (run plan_binarize first). An xnor conv with a float output may likewise fold
+    the residual add it feeds (_fold_residual_add)."""
     if not fuse:
         return plan
     readers: dict[str, list] = {}

@@ -202,14 +202,14 @@ def plan_tiling(plan: Plan) -> Plan:
             if lp.tiling.get("pixel_lanes"):
                 lp.tiling["loop_order"] = ("filter block > out row > group of pixel_lanes columns > channel > ky > "
                                            "kx > filter in block (the group's columns in the lanes)")
-            pool = _folded_pool(plan, lp)
+            pool = folded_pool(plan, lp)
             if pool is not None:          # the conv's rows go through a ring the pool reads
                 _scratch(plan, lp, "pool_ring", 4 * pool.kernel[0] * ffb * lp.out_shape[2])
                 lp.tiling["pool_ring_rows"] = pool.kernel[0]
     return plan
 
 
-def _folded_pool(plan: Plan, lp: LayerPlan):
+def folded_pool(plan: Plan, lp: LayerPlan):
     """The max pool a float/bwn conv applies in its epilogue (fusion.plan_epilogues), else None."""
     if not lp.epilogue:
         return None
