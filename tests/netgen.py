@@ -39,6 +39,22 @@ def with_zeros(shape, rng):
     return x
 
 
+# (C, H, W, filters, kernel, stride, padding, pad_value) for every target's binary kernels: word
+# tails of every vector width (C = 1, 63, 65, 200 -> 1..4 words per pixel; 520 -> 9 words: one
+# 8-word zmm step + a 1-word tail, odd word counts for NEON's one-word tail), filter counts off the
+# register block, borders, strides, kernels wider than the input.
+TARGET_CONV_CASES = [
+    (1, 5, 5, 3, 3, 1, 1, 0),
+    (63, 6, 7, 5, 3, 1, 1, 0),
+    (65, 7, 5, 9, 3, 1, "same", -1),
+    (200, 5, 6, 7, 3, 2, 0, 1),
+    (520, 4, 4, 11, 3, 1, 1, 0),
+    (130, 4, 4, 3, [2, 3], [1, 2], [0, 1], 0),
+    (64, 2, 3, 17, 5, 1, 2, 1),
+    (33, 3, 2, 4, [3, 5], 1, [1, 2], -1),
+]
+
+
 def xnor_conv_net(directory, c, h, w, f, kernel, stride, padding, pad_value, seed, scaled=False):
     """One xnor conv2d; with scaled=False (no alpha, K or bias) its output is the integer core.
     Weights include exact zeros, so sign(0) = +1 is exercised for weights too."""

@@ -14,7 +14,7 @@ import yaml
 
 import xnorgen
 import xnorgen.target as tg
-from netgen import random_input, random_network, with_zeros, write_net, xnor_conv_net
+from netgen import TARGET_CONV_CASES, random_input, random_network, with_zeros, write_net, xnor_conv_net
 from xnorgen.reference import binary_conv_core, sign
 
 X86 = ["x86-64", "x86-64-avx2", "x86-64-avx512"]
@@ -30,23 +30,8 @@ def _target(name):
     return t
 
 
-# (C, H, W, filters, kernel, stride, padding, pad_value): word tails of every vector width
-# (C = 1, 63, 65, 200 -> 1..4 words per pixel; 520 -> 9 words: one 8-word zmm step + a 1-word
-# masked tail), filter counts off the register block, borders, strides, kernels wider than the input.
-CASES = [
-    (1, 5, 5, 3, 3, 1, 1, 0),
-    (63, 6, 7, 5, 3, 1, 1, 0),
-    (65, 7, 5, 9, 3, 1, "same", -1),
-    (200, 5, 6, 7, 3, 2, 0, 1),
-    (520, 4, 4, 11, 3, 1, 1, 0),
-    (130, 4, 4, 3, [2, 3], [1, 2], [0, 1], 0),
-    (64, 2, 3, 17, 5, 1, 2, 1),
-    (33, 3, 2, 4, [3, 5], 1, [1, 2], -1),
-]
-
-
 @pytest.mark.parametrize("target", X86)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
+@pytest.mark.parametrize("case", TARGET_CONV_CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
 def test_xnor_conv_core_exact(tmp_path, target, case):
     t = _target(target)
     net = xnor_conv_net(tmp_path, *case, seed=case[0] + case[3])

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import xnorgen
 import xnorgen.target as tg
-from netgen import random_input, random_network, with_zeros, write_net, xnor_conv_net
+from netgen import TARGET_CONV_CASES, random_input, random_network, with_zeros, write_net, xnor_conv_net
 from xnorgen import crossbuild
 from xnorgen.cli import main
 from xnorgen.compiler import compile_network
@@ -43,20 +43,7 @@ def _run_on(target, net, x, tmp_path, extra_cflags=""):
     return crossbuild.run_harness(exe, target, x), d
 
 
-# (C, H, W, filters, kernel, stride, padding, pad_value): 1..9 words per pixel, odd word counts
-# (the NEON path's one-word tail), filters off the register block, borders, wide kernels.
-CASES = [
-    (1, 5, 5, 3, 3, 1, 1, 0),
-    (63, 6, 7, 5, 3, 1, 1, 0),
-    (65, 7, 5, 9, 3, 1, "same", -1),
-    (200, 5, 6, 7, 3, 2, 0, 1),
-    (520, 4, 4, 6, 3, 1, 1, 0),
-    (64, 2, 3, 5, 5, 1, 2, 1),
-    (33, 3, 2, 4, [3, 5], 1, [1, 2], -1),
-]
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
+@pytest.mark.parametrize("case", TARGET_CONV_CASES, ids=lambda c: "c{}_{}x{}_f{}_k{}_s{}_p{}_pv{}".format(*c))
 def test_armv8_xnor_conv_core_exact_under_qemu(tmp_path, case):
     t = _armv8()
     net = xnor_conv_net(tmp_path, *case, seed=case[0] + case[3])
@@ -224,7 +211,7 @@ def test_estimate_is_used_without_a_toolchain(tmp_path, monkeypatch):
     assert rep.ram_bytes == plan.arena_size + 4 * (plan.input_size + plan.output_size)
 
 
-@pytest.mark.parametrize("case", CASES[:5], ids=lambda c: "c{}_f{}_pv{}".format(c[0], c[3], c[7]))
+@pytest.mark.parametrize("case", TARGET_CONV_CASES[:5], ids=lambda c: "c{}_f{}_pv{}".format(c[0], c[3], c[7]))
 def test_cortex_m4_code_32bit_swar_path_is_exact_on_the_host(tmp_path, case):
     """The cortex-m4 C (32-bit words, SWAR popcount) compiled for this machine: exact cores.
     (No Cortex-M emulator runs here; this checks the same generated code, word width and packing.)"""
