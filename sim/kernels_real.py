@@ -1,7 +1,8 @@
 """Simulated float and bwn convolutions: templates/kernel_conv2d_real.c.j2.
 
 Filter blocks of XG_FFB float lanes, columns in groups (border groups through zero-padded row
-copies) or, with pixel lanes, outputs in the vector lanes; each output sums its taps in channel,
+copies) or, with pixel lanes, outputs in the vector lanes (reading a zero-padded copy of the
+input); each output sums its taps in channel,
 ky, kx order, as fused multiply-adds on FMA targets (fma32), so outputs are bit-identical to the
 C. Returns (output or None, Counter of operations) like kernels_conv.
 """
@@ -108,23 +109,30 @@ def real_conv_counts(lp, target) -> Counter:
 def real_lanes_counts(lp, target) -> Counter:
     """kernel_conv2d_real.c.j2 in pixel lanes (xg_macc_lanes): filter block > oy > group of px
     columns; per tap the group's input vector (stride 1: one load; 2: two and a permute) and one
-    multiply-add per filter of the block with its weight broadcast from memory; border groups
-    first copy their zero-padded window; the epilogue is vectorized over the group's columns."""
+    multiply-add per filter of the block with its weight broadcast from memory. With padding, the
+    kernel first copies its input into a zero-padded buffer (memcpy/memset, counted as vector
+    loads and stores) and every window is whole. The epilogue is vectorized over the columns."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
     nb, ffb, px = lp.tiling["filter_blocks"], lp.tiling["filter_block"], lp.tiling["pixel_lanes"]
-    rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)        # (oy, ky) pairs in bounds
-    inner, border = len(lp.tiling["interior_groups"]), len(lp.tiling["border_groups"])
+    assert not lp.tiling["border_groups"], "pixel lanes read whole windows: run plan_tiling (padded_input) first"
     v = max(1, px // float_vector_lanes(target))                          # vectors per group of columns
-    taps = nb * rows * c * kw * (inner + border)
+    counts = Counter()
+    if lp.tiling["padded_input"]:
+        _, hp, wp = lp.tiling["padded_input"]
+        fl = float_vector_lanes(target)
+        counts += scaled({"vload": 1, "store": 1}, c * h * -(-w // fl)) + scaled({"store": 1}, c * -(-hp * wp // fl))
+        rows = ho * kh
+    else:
+        rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)    # (oy, ky) pairs in bounds
+    inner = len(lp.tiling["interior_groups"])
+    taps = nb * rows * c * kw * inner
     xv = Counter(vload=v) if layer.stride[1] == 1 else Counter(vload=2 * v, vlogic=v)
-    counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * (inner + border))
+    counts += loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * inner)
     counts += scaled(xv + Counter(load_op=ffb, vfmul=ffb * v, vfadd=ffb * v), taps) + loop(taps)
-    seg = (px - 1) * layer.stride[1] + kw
-    counts += scaled({"load": 1, "compare": 2, "store": 1}, nb * rows * border * c * seg)
-    fv = nb * ho * (inner + border) * min(ffb, f) * v                    # float vectors of outputs
+    fv = nb * ho * inner * min(ffb, f) * v                               # float vectors of outputs
     has_alpha = layer.mode != "float" and layer.scale_weight
     epi = epilogue(has_alpha, False, layer.bias)
     counts += scaled({"store": 1, "vload": 1}, fv) + scaled(

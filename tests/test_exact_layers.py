@@ -170,6 +170,9 @@ def test_float_conv_pixel_lanes_bit_exact(tmp_path, case):
     for t in _float_lanes_targets():
         plan = plan_network(net, t)
         assert plan.layers[0].tiling["pixel_lanes"] == 16 and plan.layers[0].epilogue == ["bn", "act"], t.name
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+        padded = [c, h + 2 * ph, w + 2 * pw] if ph or pw else None     # every window read whole from it
+        assert plan.layers[0].tiling["padded_input"] == padded and not plan.layers[0].tiling["border_groups"]
         got = xnorgen.build(net, target=t)(x)[0]
         assert np.array_equal(got, run_plan(plan, x[0]).output), t.name
         assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), t.name

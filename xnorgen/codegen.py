@@ -137,6 +137,12 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                 _window(pk, pool, lp.out_shape, plan.net.shapes[pool.name])
                 k["pool"] = pk
                 args.append(_ptr(plan, lp.scratch["pool_ring"], False))
+            k["padin"] = None
+            if lp.tiling.get("padded_input"):   # the kernel reads its zero-padded copy, in place
+                c, hp, wp = lp.tiling["padded_input"]
+                k["padin"] = {"H": k["H"], "W": k["W"], "PH": k["PH"], "PW": k["PW"]}
+                k.update(H=hp, W=wp, PH=0, PW=0, OX0=0, OX1=k["WO"])
+                args.append(_ptr(plan, lp.scratch["padded_input"], False))
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),

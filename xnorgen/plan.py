@@ -19,7 +19,7 @@ from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
 from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
-                     interior_columns, pixel_block, pixel_lanes)
+                     interior_columns, padded_input, pixel_block, pixel_lanes)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -202,6 +202,8 @@ def plan_tiling(plan: Plan) -> Plan:
             if lp.tiling.get("pixel_lanes"):
                 lp.tiling["loop_order"] = ("filter block > out row > group of pixel_lanes columns > channel > ky > "
                                            "kx > filter in block (the group's columns in the lanes)")
+            if lp.tiling.get("padded_input"):   # the kernel's zero-padded copy of its input
+                _scratch(plan, lp, "padded_input", 4 * prod(lp.tiling["padded_input"]))
             pool = folded_pool(plan, lp)
             if pool is not None:          # the conv's rows go through a ring the pool reads
                 _scratch(plan, lp, "pool_ring", 4 * pool.kernel[0] * ffb * lp.out_shape[2])
@@ -235,12 +237,14 @@ def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
 def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
     ox0, ox1 = _interior(layer, lp)
     wo = lp.out_shape[2]
-    px = float_pixel_lanes(target, layer, lp.in_shapes[0][0], wo)
+    px = float_pixel_lanes(target, layer, wo)
     pb = 0 if px else pixel_block(ox0, ox1)
+    padded = padded_input(layer, lp.in_shapes[0]) if px else None
+    if padded:                  # every column reads the padded copy in place
+        ox0, ox1 = 0, wo
     inner, border = column_groups(ox0, ox1, wo, px or pb)
-    out = {"interior_columns": [ox0, ox1], "pixel_lanes": px, "pixel_block": pb,
-           "interior_groups": inner, "border_groups": border}
-    return out
+    return {"interior_columns": [ox0, ox1], "pixel_lanes": px, "pixel_block": pb, "padded_input": padded,
+            "interior_groups": inner, "border_groups": border}
 
 
 def plan_arena(plan: Plan) -> Plan:

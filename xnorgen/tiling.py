@@ -75,16 +75,20 @@ def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], l
     return inner, [g for g in starts if g not in inner]
 
 
-#: Largest zero-padded window copy (floats) a float conv's border lane group may keep on the stack.
-LANE_WINDOW_FLOATS = 8192
-
-
-def float_pixel_lanes(target: Target, layer: Conv2d, c: int, out_w: int) -> int:
+def float_pixel_lanes(target: Target, layer: Conv2d, out_w: int) -> int:
     """Outputs per vector in a float conv (target.pixel_lanes, filters in blocks of that many too):
-    float mode, stride 1 or 2 along x (one load, or two and a permute, per tap), at least one
-    group of columns, and a border window copy that fits LANE_WINDOW_FLOATS; else 0."""
+    float mode, stride 1 or 2 along x (one load, or two and a permute, per tap) and at least one
+    group of columns; else 0."""
     px = target.pixel_lanes
-    seg = (px - 1) * layer.stride[1] + layer.kernel[1]
     ok = (px and layer.mode == "float" and layer.stride[1] in (1, 2) and out_w >= px
-          and float_filter_block(target) == px and c * layer.kernel[0] * seg <= LANE_WINDOW_FLOATS)
+          and float_filter_block(target) == px)
     return px if ok else 0
+
+
+def padded_input(layer: Conv2d, in_shape) -> list[int] | None:
+    """Shape [C, H + 2*PH, W + 2*PW] of the zero-padded copy a float conv in pixel lanes makes of
+    its input, so every group of columns and every row reads its whole window in place (a padded
+    tap adds 0 * w, which changes no sum); None without padding."""
+    c, h, w = in_shape
+    ph, pw = layer.padding
+    return [c, h + 2 * ph, w + 2 * pw] if ph or pw else None
