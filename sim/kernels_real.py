@@ -108,10 +108,11 @@ def real_conv_counts(lp, target) -> Counter:
 
 def real_lanes_counts(lp, target) -> Counter:
     """kernel_conv2d_real.c.j2 in pixel lanes (xg_macc_lanes): filter block > oy > group of px
-    columns; per tap the group's input vector (stride 1: one load; 2: two and a permute) and one
-    multiply-add per filter of the block with its weight broadcast from memory. With padding, the
-    kernel first copies its input into a zero-padded buffer (memcpy/memset, counted as vector
-    loads and stores) and every window is whole. The epilogue is vectorized over the columns."""
+    columns; per tap the group's input vector (stride 1 or split rows: one load; 2: two and a
+    permute) and one multiply-add per filter of the block with its weight broadcast from memory.
+    With padding or split rows, the kernel first copies its input into a zero-padded buffer
+    (memcpy/memset and the even/odd split, counted as vector moves) and every window is whole.
+    The epilogue is vectorized over the columns."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
@@ -120,16 +121,19 @@ def real_lanes_counts(lp, target) -> Counter:
     assert not lp.tiling["border_groups"], "pixel lanes read whole windows: run plan_tiling (padded_input) first"
     v = max(1, px // float_vector_lanes(target))                          # vectors per group of columns
     counts = Counter()
+    split = lp.tiling["split_columns"]
     if lp.tiling["padded_input"]:
         _, hp, wp = lp.tiling["padded_input"]
         fl = float_vector_lanes(target)
         counts += scaled({"vload": 1, "store": 1}, c * h * -(-w // fl)) + scaled({"store": 1}, c * -(-hp * wp // fl))
+        if split:                      # each row through a stack copy, even and odd columns apart
+            counts += scaled({"vload": 2, "vlogic": 1, "store": 1}, c * h * -(-wp // fl))
         rows = ho * kh
     else:
         rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)    # (oy, ky) pairs in bounds
     inner = len(lp.tiling["interior_groups"])
     taps = nb * rows * c * kw * inner
-    xv = Counter(vload=v) if layer.stride[1] == 1 else Counter(vload=2 * v, vlogic=v)
+    xv = Counter(vload=v) if layer.stride[1] == 1 or split else Counter(vload=2 * v, vlogic=v)
     counts += loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * inner)
     counts += scaled(xv + Counter(load_op=ffb, vfmul=ffb * v, vfadd=ffb * v), taps) + loop(taps)
     fv = nb * ho * inner * min(ffb, f) * v                               # float vectors of outputs

@@ -143,6 +143,7 @@ FLOAT_LANE_CASES = [
     (5, 6, 33, 16, 3, 1, 1),
     (2, 5, 35, 7, [3, 5], [1, 2], [1, 2]),
     (16, 4, 16, 33, [2, 3], 1, [0, 1]),
+    (4, 7, 37, 16, 3, 2, 0),               # split rows without padding, odd width
 ]
 
 
@@ -171,8 +172,10 @@ def test_float_conv_pixel_lanes_bit_exact(tmp_path, case):
         plan = plan_network(net, t)
         assert plan.layers[0].tiling["pixel_lanes"] == 16 and plan.layers[0].epilogue == ["bn", "act"], t.name
         ph, pw = (padding, padding) if isinstance(padding, int) else padding
-        padded = [c, h + 2 * ph, w + 2 * pw] if ph or pw else None     # every window read whole from it
-        assert plan.layers[0].tiling["padded_input"] == padded and not plan.layers[0].tiling["border_groups"]
+        sw = stride if isinstance(stride, int) else stride[1]
+        padded = [c, h + 2 * ph, w + 2 * pw] if ph or pw or sw == 2 else None   # every window read whole from it
+        tiling = plan.layers[0].tiling
+        assert tiling["padded_input"] == padded and not tiling["border_groups"] and tiling["split_columns"] == (sw == 2)
         got = xnorgen.build(net, target=t)(x)[0]
         assert np.array_equal(got, run_plan(plan, x[0]).output), t.name
         assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), t.name

@@ -140,7 +140,8 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
             k["padin"] = None
             if lp.tiling.get("padded_input"):   # the kernel reads its zero-padded copy, in place
                 c, hp, wp = lp.tiling["padded_input"]
-                k["padin"] = {"H": k["H"], "W": k["W"], "PH": k["PH"], "PW": k["PW"]}
+                k["padin"] = {"H": k["H"], "W": k["W"], "PH": k["PH"], "PW": k["PW"],
+                              "HALF": (wp + 1) // 2 if lp.tiling["split_columns"] else 0}
                 k.update(H=hp, W=wp, PH=0, PW=0, OX0=0, OX1=k["WO"])
                 args.append(_ptr(plan, lp.scratch["padded_input"], False))
     elif isinstance(layer, Dense):

@@ -19,7 +19,7 @@ from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
 from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
-                     interior_columns, padded_input, pixel_block, pixel_lanes)
+                     interior_columns, padded_input, pixel_block, pixel_lanes, split_columns)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -244,6 +244,7 @@ def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
         ox0, ox1 = 0, wo
     inner, border = column_groups(ox0, ox1, wo, px or pb)
     return {"interior_columns": [ox0, ox1], "pixel_lanes": px, "pixel_block": pb, "padded_input": padded,
+            "split_columns": bool(padded) and split_columns(layer),
             "interior_groups": inner, "border_groups": border}
 
 
