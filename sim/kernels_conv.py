@@ -233,7 +233,8 @@ def conv_geometry(layer, h, w, ho, wo) -> dict:
 def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     """kernel_conv2d_xnor.c.j2: K from the stage's A, then filter block > oy > ox > ky-row runs
     through xg_xor_popcount_block, padpop for padded taps (pad_value != 0), and per filter the
-    epilogue: a float output, or (out_stage = (stage, bn consts)) the fused batchnorm + binarize."""
+    epilogue: a float output (scattered stores, or through tile stores: plan tiling store_tile),
+    or (out_stage = (stage, bn consts)) the fused batchnorm + binarize."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
@@ -262,6 +263,11 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
                            accumulate=not single, run_const=layer.kernel[1] * wpp)
     outs = f * ho * pix
     counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)
+    tp = lp.tiling.get("store_tile", 0)
+    if tp:                     # no scattered store per output: a tile row per pixel, then per tile
+        tiles = nb * -(-ho * wo // tp)              # a 16x16 transpose (64 shuffles), a store per filter
+        counts -= scaled({"store": 1}, outs)
+        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vlogic": 4 * fb, "store": fb}, tiles)
     if layer.pad_value != 0:
         counts += scaled({"compare": 1, "branch": 1}, outs) + scaled({"load_op": 1, "add": 1}, f * g["padded"])
     if px:

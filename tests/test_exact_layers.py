@@ -98,6 +98,57 @@ def test_xnor_conv_pixel_lanes_exact(tmp_path, case, kind):
     assert np.array_equal(got, want)
 
 
+# Tile stores (target.store_tile: 16 outputs x the block's filters, stored transposed) on the
+# per-pixel path: more than 12 filters so every column of the transpose is checked, partial
+# tiles and partial filter blocks, strides, pad values. (C, H, W, filters, kernel, stride, padding, pad_value)
+TILE_CASES = [
+    (70, 5, 7, 20, 3, 1, 1, 0),              # 35 outputs: two tiles and 3; a block and 4 filters
+    (64, 4, 4, 16, 3, 1, 1, 1),              # exactly one tile, one block
+    (129, 7, 6, 33, [3, 2], 2, [1, 0], -1),  # stride 2: 4 x 3 outputs, three blocks (the last 1 filter)
+    (3, 9, 9, 32, 5, 1, 2, 0),               # 81 outputs, two blocks
+]
+
+
+def _tile_target(kind):
+    import dataclasses
+    from xnorgen.target import resolve
+    if kind == "portable":       # the portable C hook: x86-64 with tile stores switched on
+        return dataclasses.replace(resolve("x86-64"), store_tile=16)
+    t = resolve("host")
+    if not t.store_tile:
+        pytest.skip(f"host target {t.name} has no tile stores")
+    return t
+
+
+@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("case", TILE_CASES, ids=lambda c: f"c{c[0]}_{c[1]}x{c[2]}_f{c[3]}")
+def test_xnor_conv_tile_store_exact(tmp_path, case, kind):
+    from xnorgen.plan import plan_network
+    c, h, w, f, kernel, stride, padding, pad_value = case
+    t = _tile_target(kind)
+    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 3 + c)
+    assert plan_network(net, t).layers[0].tiling["store_tile"] == 16     # the path under test is taken
+    x = with_zeros((2, c, h, w), np.random.default_rng(h))
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want)
+
+
+@pytest.mark.parametrize("kind", ["host", "portable"])
+def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
+    """A folded residual add goes through the tile store too (v + res per output): equal bit for
+    bit to the simulator's float32 model, scaled (alpha, K, bias) on."""
+    from xnorgen.plan import plan_network
+    from xnorgen.sim.machine import run_plan
+    t = _tile_target(kind)
+    layers = [{"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 20, "kernel": 3, "padding": 1,
+               "bias": True}, {"name": "add", "type": "add", "inputs": ["conv", "input"]}]
+    net = xnorgen.load(write_net(tmp_path, "res", (20, 5, 7), layers, np.random.default_rng(6)))
+    plan = plan_network(net, t)
+    assert plan.layers[0].tiling["store_tile"] == 16 and plan.layers[0].epilogue == ["add"]
+    x = np.random.default_rng(7).standard_normal((1, 20, 5, 7)).astype(np.float32)
+    assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
+
+
 @pytest.mark.parametrize("target", ["host", "x86-64"])
 @pytest.mark.parametrize("hw,kernel,stride,padding", [((8, 8), [3, 1], 1, [1, 0]), ((8, 10), [3, 1], 1, [1, 0]),
                                                       ((9, 8), 3, 1, 1), ((5, 4), 5, 1, 3),

@@ -84,7 +84,7 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
     st = plan.binarize[lp.binarize_in]
     k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
              NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None, PX=lp.tiling["pixel_lanes"],
-             RANGES=lp.tiling["column_ranges"], residual=None)
+             RANGES=lp.tiling["column_ranges"], residual=None, TP=lp.tiling["store_tile"])
     args = [_ptr(plan, st.packed, True, "xg_word_t")]
     if layer.scale_input:
         args += [_ptr(plan, st.amap, True), _ptr(plan, lp.scratch["kmap"], False)]
@@ -173,7 +173,7 @@ def _net_context(plan: Plan) -> dict:
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
             "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
-            "pixel_lanes": t.pixel_lanes, "lane_filters": LANE_FILTERS,
+            "pixel_lanes": t.pixel_lanes, "lane_filters": LANE_FILTERS, "store_tile": t.store_tile,
             "binarize_tile": BINARIZE_TILE}
 
 

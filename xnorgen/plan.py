@@ -19,7 +19,7 @@ from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
 from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
-                     interior_columns, padded_input, pixel_block, pixel_lanes, split_columns)
+                     interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -180,7 +180,8 @@ def plan_tiling(plan: Plan) -> Plan:
             lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "weight_bytes_per_block": fb * per_filter,
                          "loop_order": "filter block > out row > out col > ky > (kx, word) > filter in block",
                          "interior_run_words": kw * wpp, "interior_columns": [ox0, ox1], "pixel_lanes": lanes,
-                         "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes)}
+                         "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes),
+                         "store_tile": store_tile(plan.target, lanes, not lp.binarize_out)}
             if lanes:
                 lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
                                            f"filter in block, {LANE_FILTERS} at a time > ky > kx > pixel lane; "
