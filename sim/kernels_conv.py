@@ -263,11 +263,6 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
                            accumulate=not single, run_const=layer.kernel[1] * wpp)
     outs = f * ho * pix
     counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)
-    tp = lp.tiling.get("store_tile", 0)
-    if tp:                     # no scattered store per output: a tile row per pixel, then per tile
-        tiles = nb * -(-ho * wo // tp)              # a 16x16 transpose (64 shuffles), a store per filter
-        counts -= scaled({"store": 1}, outs)
-        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vlogic": 4 * fb, "store": fb}, tiles)
     if layer.pad_value != 0:
         counts += scaled({"compare": 1, "branch": 1}, outs) + scaled({"load_op": 1, "add": 1}, f * g["padded"])
     if px:
@@ -279,6 +274,16 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
             + scaled({"store": 1}, ho * wo * st.words_per_pixel)
         if st.needs_amap:
             counts += scaled(EPI_A, f * ho * wo) + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
+    tp = lp.tiling.get("store_tile", 0)
+    if tp:                     # a tile row per pixel, then per tile a 16x16 transpose (64 shuffles) and
+        tiles = nb * -(-ho * wo // tp)                  # a store per filter, or A added per filter
+        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vlogic": 4 * fb}, tiles)
+        if out_stage is None:              # (Counter subtraction drops what falls to 0 or below)
+            counts += scaled({"store": fb}, tiles)
+            counts -= scaled({"store": 1}, outs)                  # no scattered stores
+        else:
+            counts += scaled({"vload": 1, "vfadd": fb, "store": 1}, tiles)
+            counts -= scaled(EPI_A, f * ho * wo)
     if not run:
         return None, counts
     v = _xnor_core(lp, consts, stage_in[0], kmap).reshape(f, ho * wo)

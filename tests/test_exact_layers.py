@@ -149,6 +149,25 @@ def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
     assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
 
 
+@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("f", [20, 32])
+def test_xnor_conv_tile_into_fused_binarize_is_bit_exact(tmp_path, kind, f):
+    """An xnor conv whose epilogue binarizes for the next xnor conv (batchnorm + sign, and A for
+    its K) adds |y| to A through the tile (filters in order): the whole network equals the
+    simulator's float32 model bit for bit."""
+    from xnorgen.plan import plan_network
+    from xnorgen.sim.machine import run_plan
+    t = _tile_target(kind)
+    layers = [{"name": "c1", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": 3, "padding": 1},
+              {"name": "bn", "type": "batchnorm"},
+              {"name": "c2", "type": "conv2d", "mode": "xnor", "filters": 5, "kernel": 3, "padding": 1}]
+    net = xnorgen.load(write_net(tmp_path, "fz", (70, 5, 7), layers, np.random.default_rng(f)))
+    plan = plan_network(net, t)
+    assert plan.layers[0].binarize_out and plan.layers[0].tiling["store_tile"] == 16
+    x = np.random.default_rng(8).standard_normal((1, 70, 5, 7)).astype(np.float32)
+    assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
+
+
 @pytest.mark.parametrize("target", ["host", "x86-64"])
 @pytest.mark.parametrize("hw,kernel,stride,padding", [((8, 8), [3, 1], 1, [1, 0]), ((8, 10), [3, 1], 1, [1, 0]),
                                                       ((9, 8), 3, 1, 1), ((5, 4), 5, 1, 3),

@@ -58,11 +58,11 @@ def pixel_lanes(target: Target, layer: Conv2d, wpp: int, ox0: int, ox1: int) -> 
     return px if px and fits and ox1 - ox0 >= px else 0
 
 
-def store_tile(target: Target, lanes: int, float_out: bool) -> int:
-    """Outputs per transposed tile store of an xnor conv's per-pixel path (target.store_tile):
-    only where that path visits every output in raster order (no pixel lanes) and writes floats
-    (no fused binarize epilogue). L1: -10 % with the 16 x 16 AVX-512 tile (RESULTS.md)."""
-    return target.store_tile if target.store_tile and not lanes and float_out else 0
+def store_tile(target: Target, lanes: int, per_filter_out: bool) -> int:
+    """Outputs per transposed tile of an xnor conv's per-pixel path (target.store_tile): only
+    where that path visits every output in raster order (no pixel lanes) and has a value per
+    filter and pixel to write out: floats, or the |y| a fused binarize epilogue adds to A."""
+    return target.store_tile if target.store_tile and not lanes and per_filter_out else 0
 
 
 def float_filter_block(target: Target) -> int:
