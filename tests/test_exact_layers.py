@@ -73,29 +73,21 @@ LANE_CASES = [
 ]
 
 
-def _lanes_target(kind):
+def _target_with(kind, field):
+    """The host target if it has `field` (a kernel-shape option, e.g. pixel_lanes) on, else skip;
+    kind "portable": its portable C hooks on any machine, x86-64 with the option set to 16."""
     import dataclasses
     from xnorgen.target import resolve
-    if kind == "portable":       # the portable C hook, on any machine: x86-64 with lanes switched on
-        return dataclasses.replace(resolve("x86-64"), pixel_lanes=16)
+    if kind == "portable":
+        return dataclasses.replace(resolve("x86-64"), **{field: 16})
     t = resolve("host")
-    if not t.pixel_lanes:
-        pytest.skip(f"host target {t.name} has no pixel lanes")
+    if not getattr(t, field):
+        pytest.skip(f"host target {t.name} has no {field}")
     return t
 
 
-@pytest.mark.parametrize("kind", ["host", "portable"])
-@pytest.mark.parametrize("case", LANE_CASES, ids=lambda c: f"c{c[0]}_{c[1]}x{c[2]}_f{c[3]}")
-def test_xnor_conv_pixel_lanes_exact(tmp_path, case, kind):
-    from xnorgen.plan import plan_network
-    c, h, w, f, kernel, stride, padding, pad_value = case
-    t = _lanes_target(kind)
-    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 5 + c)
-    assert plan_network(net, t).layers[0].tiling["pixel_lanes"] == 16     # the path under test is taken
-    x = with_zeros((2, c, h, w), np.random.default_rng(w))
-    got = xnorgen.build(net, target=t)(x)
-    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
-    assert np.array_equal(got, want)
+def _lanes_target(kind):
+    return _target_with(kind, "pixel_lanes")
 
 
 # Tile stores (target.store_tile: 16 outputs x the block's filters, stored transposed) on the
@@ -110,25 +102,21 @@ TILE_CASES = [
 
 
 def _tile_target(kind):
-    import dataclasses
-    from xnorgen.target import resolve
-    if kind == "portable":       # the portable C hook: x86-64 with tile stores switched on
-        return dataclasses.replace(resolve("x86-64"), store_tile=16)
-    t = resolve("host")
-    if not t.store_tile:
-        pytest.skip(f"host target {t.name} has no tile stores")
-    return t
+    return _target_with(kind, "store_tile")
 
 
 @pytest.mark.parametrize("kind", ["host", "portable"])
-@pytest.mark.parametrize("case", TILE_CASES, ids=lambda c: f"c{c[0]}_{c[1]}x{c[2]}_f{c[3]}")
-def test_xnor_conv_tile_store_exact(tmp_path, case, kind):
+@pytest.mark.parametrize("option,case", [("pixel_lanes", c) for c in LANE_CASES] + [("store_tile", c) for c in TILE_CASES],
+                         ids=lambda v: f"c{v[0]}_{v[1]}x{v[2]}_f{v[3]}" if isinstance(v, tuple) else v)
+def test_xnor_conv_kernel_path_exact(tmp_path, option, case, kind):
+    """The ISA hooks (host) and their portable C of one kernel path, where the plan takes it:
+    equal to the golden model's integer core."""
     from xnorgen.plan import plan_network
     c, h, w, f, kernel, stride, padding, pad_value = case
-    t = _tile_target(kind)
-    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 3 + c)
-    assert plan_network(net, t).layers[0].tiling["store_tile"] == 16     # the path under test is taken
-    x = with_zeros((2, c, h, w), np.random.default_rng(h))
+    t = _target_with(kind, option)
+    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 5 + c)
+    assert plan_network(net, t).layers[0].tiling[option] == 16     # the path under test is taken
+    x = with_zeros((2, c, h, w), np.random.default_rng(w))
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
 
