@@ -91,13 +91,14 @@ def _lanes_target(kind):
 
 
 # Tile stores (target.store_tile: 16 outputs x the block's filters, stored transposed) on the
-# per-pixel path: more than 12 filters so every column of the transpose is checked, partial
-# tiles and partial filter blocks, strides, pad values. (C, H, W, filters, kernel, stride, padding, pad_value)
+# per-pixel path (at least MIN_TILE_PIXELS = 128 outputs per filter): more than 12 filters so
+# every column of the transpose is checked, partial tiles and partial filter blocks, strides, pad
+# values. (C, H, W, filters, kernel, stride, padding, pad_value)
 TILE_CASES = [
-    (70, 5, 7, 20, 3, 1, 1, 0),              # 35 outputs: two tiles and 3; a block and 4 filters
-    (64, 4, 4, 16, 3, 1, 1, 1),              # exactly one tile, one block
-    (129, 7, 6, 33, [3, 2], 2, [1, 0], -1),  # stride 2: 4 x 3 outputs, three blocks (the last 1 filter)
-    (3, 9, 9, 32, 5, 1, 2, 0),               # 81 outputs, two blocks
+    (70, 11, 13, 20, 3, 1, 1, 0),              # 143 outputs: 8 tiles and 15; a block and 4 filters
+    (64, 8, 16, 16, 3, 1, 1, 1),               # exactly 8 tiles, one block
+    (129, 24, 23, 33, [3, 2], 2, [1, 0], -1),  # stride 2: 12 x 11 outputs, three blocks (the last 1 filter)
+    (3, 13, 12, 32, 5, 1, 2, 0),               # 156 outputs, two blocks
 ]
 
 
@@ -130,10 +131,10 @@ def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
     t = _tile_target(kind)
     layers = [{"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 20, "kernel": 3, "padding": 1,
                "bias": True}, {"name": "add", "type": "add", "inputs": ["conv", "input"]}]
-    net = xnorgen.load(write_net(tmp_path, "res", (20, 5, 7), layers, np.random.default_rng(6)))
+    net = xnorgen.load(write_net(tmp_path, "res", (20, 12, 11), layers, np.random.default_rng(6)))
     plan = plan_network(net, t)
     assert plan.layers[0].tiling["store_tile"] == 16 and plan.layers[0].epilogue == ["add"]
-    x = np.random.default_rng(7).standard_normal((1, 20, 5, 7)).astype(np.float32)
+    x = np.random.default_rng(7).standard_normal((1, 20, 12, 11)).astype(np.float32)
     assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
 
 
@@ -149,10 +150,10 @@ def test_xnor_conv_tile_into_fused_binarize_is_bit_exact(tmp_path, kind, f):
     layers = [{"name": "c1", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": 3, "padding": 1},
               {"name": "bn", "type": "batchnorm"},
               {"name": "c2", "type": "conv2d", "mode": "xnor", "filters": 5, "kernel": 3, "padding": 1}]
-    net = xnorgen.load(write_net(tmp_path, "fz", (70, 5, 7), layers, np.random.default_rng(f)))
+    net = xnorgen.load(write_net(tmp_path, "fz", (70, 12, 11), layers, np.random.default_rng(f)))
     plan = plan_network(net, t)
     assert plan.layers[0].binarize_out and plan.layers[0].tiling["store_tile"] == 16
-    x = np.random.default_rng(8).standard_normal((1, 70, 5, 7)).astype(np.float32)
+    x = np.random.default_rng(8).standard_normal((1, 70, 12, 11)).astype(np.float32)
     assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
 
 

@@ -182,7 +182,8 @@ def plan_tiling(plan: Plan) -> Plan:
                          "interior_run_words": kw * wpp, "interior_columns": [ox0, ox1], "pixel_lanes": lanes,
                          "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes),
                          "store_tile": store_tile(plan.target, lanes, not lp.binarize_out
-                                                  or plan.binarize[lp.binarize_out].needs_amap)}
+                                                  or plan.binarize[lp.binarize_out].needs_amap,
+                                                  lp.out_shape[1] * lp.out_shape[2])}
             if lanes:
                 lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
                                            f"filter in block, {LANE_FILTERS} at a time > ky > kx > pixel lane; "

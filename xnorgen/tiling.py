@@ -58,11 +58,19 @@ def pixel_lanes(target: Target, layer: Conv2d, wpp: int, ox0: int, ox1: int) -> 
     return px if px and fits and ox1 - ox0 >= px else 0
 
 
-def store_tile(target: Target, lanes: int, per_filter_out: bool) -> int:
+#: Fewest outputs per filter (HO x WO) for tile stores. On L3 (7 x 7 = 3 tiles and 1 output per
+#: block) tiles measured slower interleaved with onnxruntime (12.0-14.1x against 13.5-14.6x
+#: without): a flush's 16 runs miss together, and the last, 1-output tile pays a whole transpose.
+MIN_TILE_PIXELS = 128
+
+
+def store_tile(target: Target, lanes: int, per_filter_out: bool, pixels: int) -> int:
     """Outputs per transposed tile of an xnor conv's per-pixel path (target.store_tile): only
-    where that path visits every output in raster order (no pixel lanes) and has a value per
-    filter and pixel to write out: floats, or the |y| a fused binarize epilogue adds to A."""
-    return target.store_tile if target.store_tile and not lanes and per_filter_out else 0
+    where that path visits every output in raster order (no pixel lanes), has a value per filter
+    and pixel to write out (floats, or the |y| a fused binarize epilogue adds to A), and at
+    least MIN_TILE_PIXELS of them per filter."""
+    ok = target.store_tile and not lanes and per_filter_out and pixels >= MIN_TILE_PIXELS
+    return target.store_tile if ok else 0
 
 
 def float_filter_block(target: Target) -> int:
