@@ -279,10 +279,10 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
         tiles = nb * -(-ho * wo // tp)                  # a store per filter, or A added per filter
         counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vlogic": 4 * fb}, tiles)
         if out_stage is None:              # (Counter subtraction drops what falls to 0 or below)
-            counts += scaled({"store": fb, "load": 2 * fb * (2 if lp.epilogue else 1)}, tiles)   # + prefetches
+            counts += scaled({"store": fb}, tiles)
             counts -= scaled({"store": 1}, outs)                  # no scattered stores
         else:
-            counts += scaled({"vload": 1, "vfadd": fb, "store": 1, "load": 2}, tiles)
+            counts += scaled({"vload": 1, "vfadd": fb, "store": 1}, tiles)
             counts -= scaled(EPI_A, f * ho * wo)
     if not run:
         return None, counts

@@ -61,6 +61,8 @@ def pixel_lanes(target: Target, layer: Conv2d, wpp: int, ox0: int, ox1: int) -> 
 #: Fewest outputs per filter (HO x WO) for tile stores. On L3 (7 x 7 = 3 tiles and 1 output per
 #: block) tiles measured slower interleaved with onnxruntime (12.0-14.1x against 13.5-14.6x
 #: without): a flush's 16 runs miss together, and the last, 1-output tile pays a whole transpose.
+#: (Prefetching the next flush's lines while a tile fills recovered half of that on L3 but cost
+#: 3-4 % on a warm L1, so it is not done.)
 MIN_TILE_PIXELS = 128
 
 
