@@ -108,8 +108,8 @@ def real_conv_counts(lp, target) -> Counter:
 
 def real_lanes_counts(lp, target) -> Counter:
     """kernel_conv2d_real.c.j2 in pixel lanes (xg_macc_lanes): filter block > oy > group of px
-    columns; per tap the group's input vector (stride 1 or split rows: one load; 2: two and a
-    permute) and one multiply-add per filter of the block with its weight broadcast from memory.
+    columns; per tap the group's input vector (stride 1 or split rows: one load) and one
+    multiply-add per filter of the block with its weight broadcast from memory.
     With padding or split rows, the kernel first copies its input into a zero-padded buffer
     (memcpy/memset and the even/odd split, counted as vector moves) and every window is whole.
     The epilogue is vectorized over the columns."""
@@ -133,7 +133,8 @@ def real_lanes_counts(lp, target) -> Counter:
         rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)    # (oy, ky) pairs in bounds
     inner = len(lp.tiling["interior_groups"])
     taps = nb * rows * c * kw * inner
-    xv = Counter(vload=v) if layer.stride[1] == 1 or split else Counter(vload=2 * v, vlogic=v)
+    assert layer.stride[1] == 1 or split, "stride-2 lanes read split rows: run plan_tiling (split_columns) first"
+    xv = Counter(vload=v)
     counts += loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * inner)
     counts += scaled(xv + Counter(load_op=ffb, vfmul=ffb * v, vfadd=ffb * v), taps) + loop(taps)
     fv = nb * ho * inner * min(ffb, f) * v                               # float vectors of outputs

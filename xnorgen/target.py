@@ -49,9 +49,10 @@ class Target:
     # is never stored (ResNet-18's arena 4.0 -> 1.7 MB) but the pooling runs inside the conv's
     # row loop, which measured 12 % slower than the separate pool on avx512: for RAM-bound parts.
     fold_pool: bool = False
-    # Xnor convs with filters in the lanes (the per-pixel block path) and a float output: collect
-    # this many consecutive outputs of a filter block in a tile and store it transposed, one
-    # contiguous run per filter (xg_tile_store), instead of one scattered scalar per output; 0: off.
+    # Xnor convs with filters in the lanes (the per-pixel block path): collect this many
+    # consecutive outputs of a filter block in a tile and store it transposed, one contiguous run
+    # per filter (xg_tile_store; a fused binarize epilogue's A: xg_tile_accumulate), instead of
+    # one scattered store per output; 0: off. Only on convs with enough outputs (tiling.store_tile).
     store_tile: int = 0
 
     @property

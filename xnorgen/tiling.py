@@ -94,8 +94,8 @@ def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], l
 
 def float_pixel_lanes(target: Target, layer: Conv2d, out_w: int) -> int:
     """Outputs per vector in a float conv (target.pixel_lanes, filters in blocks of that many too):
-    float mode, stride 1 or 2 along x (one load, or two and a permute, per tap) and at least one
-    group of columns; else 0."""
+    float mode, stride 1 or 2 along x (one load per tap: stride 2 reads split rows, split_columns)
+    and at least one group of columns; else 0."""
     px = target.pixel_lanes
     ok = (px and layer.mode == "float" and layer.stride[1] in (1, 2) and out_w >= px
           and float_filter_block(target) == px)
