@@ -119,6 +119,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
         args = [_ptr(plan, key, True) for key in lp.inputs] + [_ptr(plan, lp.output, False)]
     if isinstance(layer, Conv2d):
         _window(k, layer, lp.in_shapes[0], lp.out_shape)
+        k["OX0"], k["OX1"] = lp.tiling["interior_columns"]    # the plan's (all columns with a padded copy)
         k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,   # PV: nonzero for xnor only
                  has_alpha=layer.mode != "float" and layer.scale_weight)
         if layer.mode == "xnor":
@@ -142,7 +143,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                 c, hp, wp = lp.tiling["padded_input"]
                 k["padin"] = {"H": k["H"], "W": k["W"], "PH": k["PH"], "PW": k["PW"],
                               "HALF": (wp + 1) // 2 if lp.tiling["split_columns"] else 0}
-                k.update(H=hp, W=wp, PH=0, PW=0, OX0=0, OX1=k["WO"])
+                k.update(H=hp, W=wp, PH=0, PW=0)
                 args.append(_ptr(plan, lp.scratch["padded_input"], False))
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
