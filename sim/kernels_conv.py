@@ -80,6 +80,19 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
     return scaled(per_word, words) + scaled(per_call, calls) + scaled(CALL, calls) + over + counts_spill
 
 
+def stream_counts(target, fb: int, calls: int, words: int) -> Counter:
+    """`calls` calls of the AVX-512 xg_xor_popcount_stream (an xnor dense layer with a
+    prefetch distance, tiling.prefetch_bytes), `words` words in all: per word one vpbroadcastq,
+    then per vector of filters a prefetcht0 (counted as a load), vpxorq with the weight load,
+    vpopcntq, vpaddq; a loop gcc does not unroll. Elsewhere the hook is xg_xor_popcount_block."""
+    if simd_kind(target) != "avx512":
+        return block_counts(target, fb, calls, words, 0, run_const=words // max(1, calls))
+    groups = max(1, fb // word_lanes(target))
+    per_word = Counter(vlogic=1) + scaled({"load": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}, groups)
+    per_call = scaled({"vload": 1, "vadd": 1, "store": 1, "vlogic": 1}, groups)
+    return scaled(per_word, words) + scaled(per_call, calls) + scaled(CALL, calls) + loop(words)
+
+
 # ---------------------------------------------------------------- binarize stages
 
 def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:

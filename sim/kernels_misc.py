@@ -8,7 +8,7 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import F32, block_counts, bn_float32, channel_mean_abs, epilogue, fma32, pack_chw, unblock
+from .kernels_conv import F32, block_counts, stream_counts, bn_float32, channel_mean_abs, epilogue, fma32, pack_chw, unblock
 from .kernels_real import real_block_counts
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
@@ -21,7 +21,8 @@ ELEM = {"relu": {"load": 1, "fmax": 1, "store": 1}, "sign": {"load": 1, "compare
 
 def dense(lp, target, consts, x, run: bool):
     """kernel_dense.c.j2: xnor (pack, beta, then unit blocks of XG_FB through xg_xor_popcount_block
-    over the NW words) or float/bwn (one accumulator per unit)."""
+    over the NW words, or xg_xor_popcount_stream where the plan prefetches) or float/bwn (one
+    accumulator per unit)."""
     layer = lp.layer
     n, u = prod(lp.in_shapes[0]), layer.units
     has_alpha = layer.mode != "float" and layer.scale_weight
@@ -31,7 +32,9 @@ def dense(lp, target, consts, x, run: bool):
         nw = lp.packing["words_per_pixel"]
         packed, c1 = pack_chw(x, n, 1, nw, lp.packing["word_bits"], run, target)
         nb, fb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
-        counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + block_counts(target, fb, nb, nb * nw, 0, run_const=nw) \
+        core = stream_counts(target, fb, nb, nb * nw) if lp.tiling.get("prefetch_bytes") \
+            else block_counts(target, fb, nb, nb * nw, 0, run_const=nw)
+        counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + core \
             + scaled({"load": 1, "cvt": 1, "add": 2, "compare": 1}, u)
         beta = None
         if has_k:

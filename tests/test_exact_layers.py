@@ -258,6 +258,23 @@ def test_xnor_dense_integer_core_is_exact(tmp_path, n):
     assert np.array_equal(xnorgen.build(net)(x), want)
 
 
+@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("n,units", [(1000, 37), (4097, 20), (640, 100)])
+def test_xnor_dense_weight_stream_is_exact(tmp_path, n, units, kind):
+    """The prefetching weight stream (target.stream_prefetch: xg_xor_popcount_stream) and its
+    portable C, on partial words and partial unit blocks: equal to the integer core."""
+    from xnorgen.plan import plan_network
+    t = _target_with(kind, "stream_prefetch")
+    layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": units, "scale_weight": False,
+             "scale_input": False}
+    weight = with_zeros((units, n), np.random.default_rng(n + 2))
+    net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], np.random.default_rng(n), {"fc.weight": weight}))
+    assert plan_network(net, t).layers[0].tiling["prefetch_bytes"] > 0     # the path under test is taken
+    x = with_zeros((3, n), np.random.default_rng(n + 1))
+    want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want)
+
+
 @pytest.mark.parametrize("mode,scaled", [("bwn", False), ("bwn", True), ("xnor", True), ("float", False)])
 def test_dense_modes_match_reference(tmp_path, mode, scaled):
     layer = {"name": "fc", "type": "dense", "mode": mode, "units": 21, "bias": scaled,

@@ -152,6 +152,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                  has_bias=layer.bias, has_alpha=layer.mode != "float" and layer.scale_weight,
                  has_k=layer.mode == "xnor" and layer.scale_input)
         if layer.mode == "xnor":
+            k["PF"] = lp.tiling["prefetch_bytes"]
             args.append(_ptr(plan, lp.scratch["packed"], False, "xg_word_t"))
     elif isinstance(layer, BatchNorm):
         s = lp.in_shapes[0]
@@ -175,6 +176,7 @@ def _net_context(plan: Plan) -> dict:
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
             "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
             "pixel_lanes": t.pixel_lanes, "lane_filters": LANE_FILTERS, "store_tile": t.store_tile,
+            "stream_prefetch": t.stream_prefetch,
             "binarize_tile": BINARIZE_TILE}
 
 

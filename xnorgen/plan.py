@@ -19,7 +19,8 @@ from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
 from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
-                     interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile)
+                     interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile,
+                     stream_prefetch)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -190,8 +191,10 @@ def plan_tiling(plan: Plan) -> Plan:
                                            "border columns: ky > kx > filter in block}")
             lp.packing["weight_layout"] = "[F/FB][KH][KW][words][FB], filters past F zero"
         elif isinstance(layer, Dense) and layer.mode == "xnor":
-            lp.tiling = {"filter_block": fb, "filter_blocks": -(-layer.units // fb),
-                         "loop_order": "unit block > word > unit in block"}
+            blocks, words = -(-layer.units // fb), lp.packing["words_per_pixel"]
+            lp.tiling = {"filter_block": fb, "filter_blocks": blocks,
+                         "loop_order": "unit block > word > unit in block",
+                         "prefetch_bytes": stream_prefetch(plan.target, blocks * fb * words * plan.target.word_bytes)}
             lp.packing["weight_layout"] = "[U/FB][words][FB], units past U zero"
         elif isinstance(layer, (Conv2d, Dense)):      # float and bwn: blocks of float lanes
             ffb, conv = float_filter_block(plan.target), isinstance(layer, Conv2d)

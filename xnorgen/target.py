@@ -54,6 +54,10 @@ class Target:
     # per filter (xg_tile_store; a fused binarize epilogue's A: xg_tile_accumulate), instead of
     # one scattered store per output; 0: off. Only on convs with enough outputs (tiling.store_tile).
     store_tile: int = 0
+    # Xnor dense layers read their packed weights once, front to back: prefetch each line this many
+    # bytes ahead (xg_xor_popcount_stream); 0: off. Only where the weights are longer than that
+    # (tiling.stream_prefetch).
+    stream_prefetch: int = 0
 
     @property
     def word_bytes(self) -> int:

@@ -75,6 +75,13 @@ def store_tile(target: Target, lanes: int, per_filter_out: bool, pixels: int) ->
     return target.store_tile if ok else 0
 
 
+def stream_prefetch(target: Target, weight_bytes: int) -> int:
+    """Bytes ahead of an xnor dense layer's weight stream to prefetch (target.stream_prefetch):
+    only if the weights are longer than that, else every prefetch would fall past their end."""
+    ahead = target.stream_prefetch
+    return ahead if ahead and weight_bytes > ahead else 0
+
+
 def float_filter_block(target: Target) -> int:
     """Filters computed together per input float: one vector of float32 lanes (at least 4: SSE2, NEON)."""
     return max(4, target.vector_bits // 32)
