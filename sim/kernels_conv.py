@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from xnorgen.packing import pad_word_pattern
-from xnorgen.tiling import BINARIZE_TILE, LANE_FILTERS
+from xnorgen.tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES
 
 from .loops import tap_mask, valid_taps, window_bounds
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind, word_lanes
@@ -177,18 +177,37 @@ def binarize_stage(st, target, src, bn_consts, run: bool):
     return (packed, abs_mean(x, st.channels, st.hw) if st.needs_amap else None), counts
 
 
-def pack_chw(x, c: int, hw: int, wpp: int, word_bits: int, run: bool, target=None):
-    """xg_pack_chw (xnor dense): the stage's packing without A or batchnorm."""
-    counts = binarize_counts(target, c, hw, wpp, False, False)
-    return (pack_words(x, c, hw, wpp, word_bits) if run else None), counts
-
-
-def channel_mean_abs(x, c: int, hw: int, run: bool, lanes: int = 1):
-    """xg_channel_mean_abs: float32 running sum over channels, then one divide per pixel."""
-    vec = -(-hw // lanes) * c
-    counts = scaled(MEAN_ABS, vec) + loop(vec) + loop(c) + scaled({"store": 1}, hw) + loop(hw) \
-        + scaled({"load": 1, "fdiv": 1, "store": 1}, hw) + loop(hw)
-    return (abs_mean(x, c, hw) if run else None), counts
+def pack_vector(x, n: int, nw: int, word_bits: int, has_beta: bool, run: bool, target):
+    """xg_pack_vector (xnor dense input): ((packed [1, nw], beta or None) or None, counts). beta
+    sums |x| in SUM_LANES partial sums (input i into sum i % SUM_LANES, in input order), adds
+    them pairwise, then divides by n, in float32. AVX-512: per 16 inputs a masked load, a
+    compare to a mask, |x| and an add, a shift and or per mask; elsewhere per input a load,
+    compare, shift, or into the word (and |x| and an add for beta)."""
+    if simd_kind(target) == "avx512":
+        steps = -(-n // SUM_LANES)
+        counts = scaled({"vload": 1, "compare": 1, "shift": 1, "logic": 1, "vlogic": int(has_beta),
+                         "vfadd": int(has_beta)}, steps) + loop(steps) + loop(nw) + scaled({"store": 1}, nw)
+    else:
+        counts = scaled({"load": 1, "compare": 1, "shift": 1, "logic": 2, "store": 1, "addr": 1}, n) + loop(n) \
+            + scaled({"logic": int(has_beta), "fadd": int(has_beta)}, n) + scaled({"store": 1}, nw) + loop(nw)
+    if has_beta:
+        counts += scaled({"fadd": 1, "load": 2, "store": 1}, SUM_LANES - 1) + Counter(fdiv=1)
+    if not run:
+        return None, counts
+    x = x.reshape(-1).astype(F32)
+    beta = None
+    if has_beta:
+        rows = np.zeros(-(-n // SUM_LANES) * SUM_LANES, dtype=F32)
+        rows[:n] = np.abs(x)
+        s = np.zeros(SUM_LANES, dtype=F32)
+        for row in rows.reshape(-1, SUM_LANES):          # the lanes' sums, in input order
+            s = s + row
+        h = SUM_LANES // 2
+        while h >= 1:
+            s[:h] = s[:h] + s[h:2 * h]
+            h //= 2
+        beta = s[:1] / F32(n)
+    return (pack_words(x, n, 1, nw, word_bits), beta), counts
 
 
 def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool, lanes: int = 4):

@@ -8,7 +8,7 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import F32, block_counts, stream_counts, bn_float32, channel_mean_abs, epilogue, fma32, pack_chw, unblock
+from .kernels_conv import F32, block_counts, stream_counts, bn_float32, epilogue, fma32, pack_vector, unblock
 from .kernels_real import real_block_counts
 from .loops import conv_taps, tap_mask
 from .ops import float_lanes, loop, scaled
@@ -30,22 +30,19 @@ def dense(lp, target, consts, x, run: bool):
     counts = loop(u) + scaled({"store": 1, "addr": 1}, u) + scaled(epilogue(has_alpha, has_k, layer.bias), u)
     if layer.mode == "xnor":
         nw = lp.packing["words_per_pixel"]
-        packed, c1 = pack_chw(x, n, 1, nw, lp.packing["word_bits"], run, target)
+        packed_beta, c1 = pack_vector(x, n, nw, lp.packing["word_bits"], has_k, run, target)
         nb, fb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
         core = stream_counts(target, fb, nb, nb * nw) if lp.tiling.get("prefetch_bytes") \
             else block_counts(target, fb, nb, nb * nw, 0, run_const=nw)
         counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + core \
             + scaled({"load": 1, "cvt": 1, "add": 2, "compare": 1}, u)
-        beta = None
-        if has_k:
-            beta, c2 = channel_mean_abs(x, n, 1, run)
-            counts += c2
     else:
         nb = lp.tiling["filter_blocks"]
         counts += loop(nb) + real_block_counts(target, lp.tiling["filter_block"], layer.mode == "bwn", nb, 0, nb * n)
     if not run:
         return None, counts
     if layer.mode == "xnor":
+        packed, beta = packed_beta
         w = unblock(consts["w"], lp.tiling, u, (nw,))
         out = (n - 2 * np.bitwise_count(packed[0][None, :] ^ w).sum(axis=1, dtype=np.int64)).astype(F32)
         scale2 = beta[0] if has_k else None

@@ -108,6 +108,22 @@ def test_whole_random_network_sim_bit_exact_with_c(tmp_path, seed):
     np.testing.assert_allclose(sim, xnorgen.reference(net, x), rtol=1e-4, atol=1e-4 * np.abs(sim).max())
 
 
+@pytest.mark.parametrize("target", ["host", "x86-64"])
+@pytest.mark.parametrize("n", [5, 100, 4099])
+def test_dense_beta_sim_bit_exact_with_c(tmp_path, target, n):
+    """An xnor dense layer's beta = mean |x| in its fixed order (tiling.SUM_LANES partial sums,
+    added pairwise), AVX-512 and portable: simulator == C bit for bit. The inputs spread over
+    eight decades, so a different summation order rounds differently."""
+    layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": 7}
+    net = xnorgen.load(write_net(tmp_path, "b", (n,), [layer], np.random.default_rng(n)))
+    rng = np.random.default_rng(n + 1)
+    x = (rng.standard_normal((3, n)) * 10.0 ** rng.uniform(-4, 4, (3, n))).astype(np.float32)
+    c_out = xnorgen.build(net, target)(x)
+    plan = plan_network(net, resolve(target))
+    for sample, want in zip(x, c_out):
+        assert np.array_equal(run_plan(plan, sample).output, want)
+
+
 def fused_chain(tmp_path, name, rng):
     """A network that exercises every fusion: a folded batchnorm stage before the first xnor conv,
     two xnor convs that binarize the next input in their epilogue (one for two readers), odd

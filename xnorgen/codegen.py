@@ -18,7 +18,7 @@ from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
 from .plan import INPUT, OUTPUT, LayerPlan, Plan, folded_pool, is_alias, manifest
-from .tiling import BINARIZE_TILE, LANE_FILTERS, filter_block, float_filter_block, interior_columns
+from .tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES, filter_block, float_filter_block, interior_columns
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -177,7 +177,7 @@ def _net_context(plan: Plan) -> dict:
             "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
             "pixel_lanes": t.pixel_lanes, "lane_filters": LANE_FILTERS, "store_tile": t.store_tile,
             "stream_prefetch": t.stream_prefetch,
-            "binarize_tile": BINARIZE_TILE}
+            "binarize_tile": BINARIZE_TILE, "sum_lanes": SUM_LANES}
 
 
 def render(plan: Plan) -> dict[str, str]:

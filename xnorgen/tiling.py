@@ -15,6 +15,12 @@ LANE_FILTERS = 4
 #: Pixels per binarize-stage tile (xg_sign_tile; the AVX-512 hook takes one 16-float vector).
 BINARIZE_TILE = 16
 
+#: Partial sums of an xnor dense layer's beta = mean |x| (xg_pack_vector): input i goes to sum
+#: i % SUM_LANES, in input order, then the sums are added pairwise. One running sum over 4096
+#: inputs was a chain of dependent adds, 8 % of FC's time; the order is the semantics, so it is
+#: fixed here for every target and the simulator follows it.
+SUM_LANES = 16
+
 
 def filter_block(target: Target) -> int:
     """Filters computed together per input word: the target's choice, else one vector of words
