@@ -354,7 +354,9 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
         else:
             xs = lp.packing["words_per_pixel"] * layer.stride[1]     # 2: two loads and a permute per vector
             per_tap = Counter(vload=xs * v + pf, vlogic=(xs - 1) * v, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
-        counts += scaled(per_tap, taps) + loop(taps) + scaled(CALL, calls) + scaled({"vlogic": 1, "store": 1}, calls * pf * v)
+        # counts narrowed to 32 bits and stored: one vpermt2d (or vpmovqd) and one store per filter
+        stored = v if scalar else 1
+        counts += scaled(per_tap, taps) + loop(taps) + scaled(CALL, calls) + scaled({"vlogic": 1, "store": 1}, calls * pf * stored)
         fv = calls * pf * -(-nl // fl)               # float vectors of the epilogue
         counts += scaled({"vload": 1, "vadd": 2, "cvt": 1, "store": 1}, fv) + scaled(
             {"vfmul": epi.get("fmul", 0), "vfadd": epi.get("fadd", 0), "load_op": epi.get("load_op", 0)}, fv)
