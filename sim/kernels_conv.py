@@ -266,7 +266,8 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     """kernel_conv2d_xnor.c.j2: K from the stage's A, then filter block > oy > ox > ky-row runs
     through xg_xor_popcount_block, padpop for padded taps (pad_value != 0), and per filter the
     epilogue: a float output (scattered stores, or through tile stores: plan tiling store_tile),
-    or (out_stage = (stage, bn consts)) the fused batchnorm + binarize."""
+    or (out_stage = (stage, bn consts)) the fused batchnorm + binarize. With plan tiling
+    next_block_prefetch, each pixel also prefetches its lines of the next block's weights."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
@@ -290,6 +291,8 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     calls = nb * (g["calls_int"] - g["rows"] * lane_cols + g["calls_bord"])
     if not single:
         counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * pix)     # miss[] = 0
+    pfl = lp.tiling.get("next_block_prefetch", 0)     # prefetches of the next block's lines (as loads)
+    counts += scaled({"load": pfl, "addr": 2}, nb * ho * pix) if pfl else Counter()
     # every run has a compile-time length (one branch per tap range, plan tiling column_ranges)
     counts += block_counts(target, fb, calls, nb * (taps_int + g["taps_bord"]) * wpp, 0,
                            accumulate=not single, run_const=layer.kernel[1] * wpp)

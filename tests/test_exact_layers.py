@@ -73,13 +73,13 @@ LANE_CASES = [
 ]
 
 
-def _target_with(kind, field):
+def _target_with(kind, field, value=16):
     """The host target if it has `field` (a kernel-shape option, e.g. pixel_lanes) on, else skip;
-    kind "portable": its portable C hooks on any machine, x86-64 with the option set to 16."""
+    kind "portable": its portable C hooks on any machine, x86-64 with the option set to value."""
     import dataclasses
     from xnorgen.target import resolve
     if kind == "portable":
-        return dataclasses.replace(resolve("x86-64"), **{field: 16})
+        return dataclasses.replace(resolve("x86-64"), **{field: value})
     t = resolve("host")
     if not getattr(t, field):
         pytest.skip(f"host target {t.name} has no {field}")
@@ -118,6 +118,31 @@ def test_xnor_conv_kernel_path_exact(tmp_path, option, case, kind):
     net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 5 + c)
     assert plan_network(net, t).layers[0].tiling[option] == 16     # the path under test is taken
     x = with_zeros((2, c, h, w), np.random.default_rng(w))
+    want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want)
+
+
+# Few output pixels per block of weights (tiling.next_block_prefetch: each pixel prefetches its
+# lines of the next block): partial blocks, pad values, strides. (C, H, W, filters, kernel, stride,
+# padding, pad_value)
+PREFETCH_CASES = [
+    (300, 2, 2, 20, 3, 1, 1, 0),               # 4 pixels, 90 lines per block, a block and 4 filters
+    (520, 3, 4, 33, [3, 2], 2, [1, 0], -1),    # 2 x 2 pixels, three blocks
+    (257, 2, 3, 16, 3, 1, "same", 1),          # 6 pixels, one block
+]
+
+
+@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("case", PREFETCH_CASES, ids=lambda v: f"c{v[0]}_{v[1]}x{v[2]}_f{v[3]}")
+def test_xnor_conv_next_block_prefetch_exact(tmp_path, case, kind):
+    """The per-pixel path with prefetches of the next block's weights (a hint: the last block's
+    point past the weights), and without them (portable: no prefetch instruction): exact."""
+    from xnorgen.plan import plan_network
+    c, h, w, f, kernel, stride, padding, pad_value = case
+    t = _target_with(kind, "block_prefetch", 1)   # portable: 4-filter blocks, so 1 line per pixel
+    net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=c + w)
+    assert plan_network(net, t).layers[0].tiling["next_block_prefetch"] > 0   # the path under test is taken
+    x = with_zeros((2, c, h, w), np.random.default_rng(c))
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
 

@@ -84,7 +84,8 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
     st = plan.binarize[lp.binarize_in]
     k.update(template="kernel_conv2d_xnor.c.j2", WPP=lp.packing["words_per_pixel"], FB=fb,
              NB=lp.tiling["filter_blocks"], has_k=layer.scale_input, out_stage=None, PX=lp.tiling["pixel_lanes"],
-             RANGES=lp.tiling["column_ranges"], residual=None, TP=lp.tiling["store_tile"])
+             RANGES=lp.tiling["column_ranges"], residual=None, TP=lp.tiling["store_tile"],
+             PFL=lp.tiling["next_block_prefetch"])
     args = [_ptr(plan, st.packed, True, "xg_word_t")]
     if layer.scale_input:
         args += [_ptr(plan, st.amap, True), _ptr(plan, lp.scratch["kmap"], False)]

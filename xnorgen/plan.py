@@ -20,7 +20,7 @@ from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
 from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
                      interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile,
-                     stream_prefetch)
+                     stream_prefetch, next_block_prefetch)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -184,7 +184,9 @@ def plan_tiling(plan: Plan) -> Plan:
                          "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes),
                          "store_tile": store_tile(plan.target, lanes, not lp.binarize_out
                                                   or plan.binarize[lp.binarize_out].needs_amap,
-                                                  lp.out_shape[1] * lp.out_shape[2])}
+                                                  lp.out_shape[1] * lp.out_shape[2]),
+                         "next_block_prefetch": next_block_prefetch(plan.target, lanes, fb * per_filter,
+                                                                    lp.out_shape[1] * lp.out_shape[2])}
             if lanes:
                 lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
                                            f"filter in block, {LANE_FILTERS} at a time > ky > kx > pixel lane; "

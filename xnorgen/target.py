@@ -58,6 +58,11 @@ class Target:
     # bytes ahead (xg_xor_popcount_stream); 0: off. Only where the weights are longer than that
     # (tiling.stream_prefetch).
     stream_prefetch: int = 0
+    # Xnor convs on the per-pixel path fetch a filter block's weights at its first pixel, then
+    # reuse them from L1: where a block has at least this many cache lines of weights per output
+    # pixel, each pixel prefetches its share of the next block's lines (tiling.next_block_prefetch);
+    # 0: off.
+    block_prefetch: int = 0
 
     @property
     def word_bytes(self) -> int:

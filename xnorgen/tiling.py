@@ -88,6 +88,15 @@ def stream_prefetch(target: Target, weight_bytes: int) -> int:
     return ahead if ahead and weight_bytes > ahead else 0
 
 
+def next_block_prefetch(target: Target, lanes: int, weight_bytes_per_block: int, pixels: int) -> int:
+    """Lines of the next filter block's weights each output pixel of an xnor conv's per-pixel
+    path prefetches (target.block_prefetch): only where the block has at least that many lines
+    per pixel, i.e. few pixels to hide the next block's misses behind; 0: none."""
+    lines = -(-weight_bytes_per_block // 64)
+    on = target.block_prefetch and not lanes and lines >= target.block_prefetch * pixels
+    return -(-lines // pixels) if on else 0
+
+
 def float_filter_block(target: Target) -> int:
     """Filters computed together per input float: one vector of float32 lanes (at least 4: SSE2, NEON)."""
     return max(4, target.vector_bits // 32)
