@@ -25,7 +25,6 @@ F32 = np.float32
 # folded into the consuming instruction as a memory operand (costs a load, is no instruction).
 # Calibrated by reading what gcc 12 -O3 makes of the templates (callgrind per source line and
 # objdump, x86-64 target; docs/simulator.md).
-MEAN_ABS = {"load": 1, "load_op": 1, "logic": 1, "fadd": 1, "store": 1}  # a[p] += fabsf(in), per vector
 BOX_TAP = {"compare": 2, "branch": 1, "add": 1}                        # bounds test per tap
 BOX_IN = {"load": 1, "fadd": 1}                                        # in-bounds tap
 ROW = {"add": 3, "compare": 2}                                         # row window bounds (per fb, oy)
