@@ -124,6 +124,29 @@ def test_dense_beta_sim_bit_exact_with_c(tmp_path, target, n):
         assert np.array_equal(run_plan(plan, sample).output, want)
 
 
+def test_next_block_prefetch_with_fused_epilogues_sim_bit_exact_with_c(tmp_path):
+    """Convs that prefetch the next block's weights (few pixels, many channels) while binarizing
+    the next input in their epilogue, or adding a residual: simulator == C bit for bit on the host
+    (a prefetch instruction on avx512, none elsewhere)."""
+    import dataclasses
+    t = dataclasses.replace(resolve("host"), block_prefetch=1)
+    layers = [
+        {"name": "c1", "type": "conv2d", "mode": "xnor", "filters": 200, "kernel": 3, "padding": 1},
+        {"name": "bn1", "type": "batchnorm"},
+        {"name": "c2", "type": "conv2d", "mode": "xnor", "filters": 200, "kernel": 3, "padding": 1, "pad_value": -1},
+        {"name": "c3", "type": "conv2d", "mode": "xnor", "filters": 200, "kernel": 3, "padding": 1, "inputs": ["bn1"]},
+        {"name": "sum", "type": "add", "inputs": ["c2", "c3"]},
+    ]
+    rng = np.random.default_rng(9)
+    net = xnorgen.load(write_net(tmp_path, "pf", (130, 5, 4), layers, rng))
+    plan = plan_network(net, t)
+    by = {lp.layer.name: lp for lp in plan.layers}
+    assert by["c1"].binarize_out and by["c3"].epilogue == ["sum"]
+    assert all(by[c].tiling["next_block_prefetch"] for c in ("c1", "c2", "c3"))
+    x = random_input(net, rng)
+    assert np.array_equal(run_plan(plan, x).output, xnorgen.build(net, t)(x))
+
+
 def fused_chain(tmp_path, name, rng):
     """A network that exercises every fusion: a folded batchnorm stage before the first xnor conv,
     two xnor convs that binarize the next input in their epilogue (one for two readers), odd
