@@ -73,7 +73,9 @@ def numpy_conv(x, wt, pad):
 
 
 def interleaved_medians(fns: dict, reps: int) -> dict:
-    """Run every candidate once per round, `reps` rounds; median seconds per candidate."""
+    """Run every candidate once per round, `reps` rounds; median seconds per candidate, and
+    (key "round ratio") the median over rounds of onnxruntime's time / xnorgen's in that round:
+    both measured within milliseconds, so the VM's drift between minutes cancels."""
     for fn in fns.values():
         fn()                                   # warm-up
     times = {k: [] for k in fns}
@@ -82,7 +84,10 @@ def interleaved_medians(fns: dict, reps: int) -> dict:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    if "onnxruntime" in times:
+        med["round ratio"] = float(np.median(np.array(times["onnxruntime"]) / np.array(times["xnorgen"])))
+    return med
 
 
 def warm_medians(fns: dict, reps: int) -> dict:
@@ -199,30 +204,34 @@ def write_markdown(path, rows, ghz, target, reps, mode="interleaved rounds"):
     lines = [f"Measured by `python benchmarks/bench.py --reps {reps}{flag}` on {cpu} ({platform.machine()}), "
              f"target {target.name}, clock measured at {ghz:.2f} GHz, onnxruntime {ort}, numpy {np.__version__}; "
              f"one thread, batch 1, medians of {mode}.", "",
-             "| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | GMAC/s | "
-             "binary MACs/cycle | predicted cycles | measured cycles |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             HEADER, RULE]
     for name, med, total, binary, sim in rows:
         lines.append("| " + " | ".join(row_cells(name, med, total, binary, ghz, sim)) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
 
 
+HEADER = ("| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | per-round speedup | "
+          "GMAC/s | binary MACs/cycle | predicted cycles | measured cycles |")
+RULE = "| --- " * 10 + "|"
+
+
 def row_cells(name, med, total, binary, ghz, sim):
+    """Speedup: the ratio of the medians; per-round: the median of each round's ratio (interleaved only)."""
     xg = med["xnorgen"]
     ort = med.get("onnxruntime")
     npy = med.get("numpy")
+    rr = med.get("round ratio")
     cycles = xg * ghz * 1e9
     return [name, f"{xg * 1e3:.3f}", f"{ort * 1e3:.3f}" if ort else "-", f"{npy * 1e3:.3f}" if npy else "-",
-            f"{ort / xg:.1f}x" if ort else "-", f"{total / xg / 1e9:.1f}", f"{binary / cycles:.0f}",
-            f"{sim:,.0f}" if sim else "-", f"{cycles:,.0f}"]
+            f"{ort / xg:.1f}x" if ort else "-", f"{rr:.1f}x" if rr else "-", f"{total / xg / 1e9:.1f}",
+            f"{binary / cycles:.0f}", f"{sim:,.0f}" if sim else "-", f"{cycles:,.0f}"]
 
 
 def print_row(name, med, total, binary, ghz, sim):
     cols = row_cells(name, med, total, binary, ghz, sim)
     if not hasattr(print_row, "header"):
-        print("| item | xnorgen ms | onnxruntime fp32 ms | numpy fp32 ms | speedup vs ORT | GMAC/s | "
-              "binary MACs/cycle | predicted cycles | measured cycles |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        print(HEADER)
+        print(RULE)
         print_row.header = True
     print("| " + " | ".join(cols) + " |", flush=True)
 
