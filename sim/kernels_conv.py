@@ -304,7 +304,12 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     if out_stage is not None:
         st = out_stage[0]
         counts -= scaled({"store": 1}, outs)                  # no float output: it is elided
-        counts += scaled(EPI_BN, outs) + scaled(EPI_PACK, outs) + loop(ho * wo * st.words_per_pixel) \
+        if simd_kind(target) == "avx512" and fb == 16:     # xg_sign_bits: y stored, one compare per pixel
+            pack = scaled({"store": 1}, outs) + scaled({"vload": 1, "compare": 1, "logic": 2, "shift": 1, "load": 1,
+                                                        "store": 1}, nb * ho * pix)
+        else:
+            pack = scaled(EPI_PACK, outs)
+        counts += scaled(EPI_BN, outs) + pack + loop(ho * wo * st.words_per_pixel) \
             + scaled({"store": 1}, ho * wo * st.words_per_pixel)
         if st.needs_amap:
             counts += scaled(EPI_A, f * ho * wo) + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
