@@ -84,7 +84,7 @@ plan, files = compile_network(net, t)
 write_directory(files, Path(sys.argv[2]))
 print(net.name, plan.input_size, plan.output_size, max(plan.arena_size, 1))
 print(t.cc)
-print(" ".join(f for f in t.cflags if not f.startswith("-std=")))
+print(" ".join(t.cflags))
 """
 
 # The package-dir mapping of pyproject.toml, made real inside a bare checkout.
@@ -116,7 +116,9 @@ def build_version(i: int, root: Path, net: Path, target: str, work: Path) -> tup
     objs = []
     for suffix in ("", "_weights"):
         obj = gen / f"n{suffix}.o"
-        subprocess.run([cc, "-std=gnu99", *cflags, "-c", str(gen / f"{name}{suffix}.c"), "-o", str(obj)], check=True)
+        # the target's own flags, its -std too: GNU dialects contract a * b + c into an FMA, ISO C
+        # (the library's -std=c99) does not, so other flags would time different code
+        subprocess.run([cc, *cflags, "-c", str(gen / f"{name}{suffix}.c"), "-o", str(obj)], check=True)
         objs.append(str(obj))
     whole = gen / "version.o"
     subprocess.run(["ld", "-r", *objs, "-o", str(whole)], check=True)
@@ -150,7 +152,8 @@ def main(argv=None) -> int:
                 arena_size=max(f["arena_size"] for _, f in built))
             (work / "ab.c").write_text(src)
             exe = work / "ab"
-            subprocess.run([facts["cc"], "-std=gnu99", *facts["cflags"], str(work / "ab.c"), *[o for o, _ in built],
+            harness_flags = [f for f in facts["cflags"] if not f.startswith("-std=")]
+            subprocess.run([facts["cc"], "-std=gnu99", *harness_flags, str(work / "ab.c"), *[o for o, _ in built],
                             "-lm", "-o", str(exe)], check=True)
             lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
         finally:

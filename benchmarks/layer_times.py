@@ -86,8 +86,9 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0) -> list[tuple[s
             name=name, prefix=name.upper(), reps=reps, n=len(calls), cold_mib=cold_mib, calls=timed,
             names=", ".join(f'"{f}"' for f in fns)))
         exe = d / "harness"
-        cflags = [f for f in t.cflags if not f.startswith("-std=")]
-        subprocess.run([t.cc, "-std=gnu99", *cflags, "-I", str(d / "gen"), str(d / "harness.c"),
+        # the harness includes the network's C: built with the target's own flags, its -std too
+        # (a GNU dialect would contract a * b + c into FMAs the library does not have)
+        subprocess.run([t.cc, *t.cflags, "-I", str(d / "gen"), str(d / "harness.c"),
                         str(d / "gen" / f"{name}_weights.c"), "-lm", "-o", str(exe)], check=True)
         out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     return [(f, float(ms)) for f, ms in (line.split("\t") for line in out.splitlines())]
