@@ -178,15 +178,14 @@ def plan_tiling(plan: Plan) -> Plan:
             blocks = -(-layer.filters // fb)
             wpp, (ox0, ox1) = lp.packing["words_per_pixel"], _interior(layer, lp)
             lanes = pixel_lanes(plan.target, layer, wpp, ox0, ox1)
+            pixels = lp.out_shape[1] * lp.out_shape[2]
             lp.tiling = {"filter_block": fb, "filter_blocks": blocks, "weight_bytes_per_block": fb * per_filter,
                          "loop_order": "filter block > out row > out col > ky > (kx, word) > filter in block",
                          "interior_run_words": kw * wpp, "interior_columns": [ox0, ox1], "pixel_lanes": lanes,
                          "column_ranges": _column_ranges(layer, lp, ox0, ox1, lanes),
                          "store_tile": store_tile(plan.target, lanes, not lp.binarize_out
-                                                  or plan.binarize[lp.binarize_out].needs_amap,
-                                                  lp.out_shape[1] * lp.out_shape[2]),
-                         "next_block_prefetch": next_block_prefetch(plan.target, lanes, fb * per_filter,
-                                                                    lp.out_shape[1] * lp.out_shape[2])}
+                                                  or plan.binarize[lp.binarize_out].needs_amap, pixels),
+                         "next_block_prefetch": next_block_prefetch(plan.target, lanes, fb * per_filter, pixels)}
             if lanes:
                 lp.tiling["loop_order"] = ("filter block > out row > {interior: groups of pixel_lanes columns > "
                                            f"filter in block, {LANE_FILTERS} at a time > ky > kx > pixel lane; "
