@@ -35,6 +35,17 @@ BIN_ELEM = {"shift": 1, "logic": 1, "store": 1}                        # dst[p*w
 EPI_BN = {"fmul": 1, "fadd": 2, "load_op": 3}                          # y = (v - mean[f]) * scale[f] + beta[f]
 EPI_PACK = {"load": 1, "compare": 1, "logic": 1, "shift": 1, "store": 1, "addr": 1}   # pout[..] |= bit
 EPI_A = {"load": 1, "logic": 1, "fadd": 1, "store": 1}                 # aout[p] += fabsf(y)
+#: AVX-512, 16-filter blocks: gcc vectorizes the per-pixel epilogue over the block's filters
+#: (objdump of ResNet-18's s3b2_conv1): per pixel the counts narrowed (vpermt2d), n - 2*miss
+#: (shift, subtract), converted; then each scalar class of the float epilogue one vector op.
+OUT_VEC = {"vshuffle": 1, "vadd": 2, "cvt": 1}
+VECTORIZED = {"fmul": "vfmul", "fadd": "vfadd", "add": "vadd", "load": "vload", "logic": "vlogic",
+              "load_op": "load_op", "store": "store", "cvt": "cvt"}
+
+
+def vectorized(per_output: dict) -> Counter:
+    """A per-output scalar recipe as one vector instruction per operation (a vector of outputs)."""
+    return Counter({VECTORIZED[k]: v for k, v in per_output.items() if v})
 
 
 def epilogue(has_alpha: bool, has_k: bool, has_bias: bool) -> dict:
@@ -61,9 +72,9 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         over = loop(words_var)
     else:
         groups = max(1, fb // lanes)
-        vec = {"vlogic": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}
+        vec = {"vbcast": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}   # the input word broadcast
         if kind == "avx2":
-            vec = dict(vec, vlogic=6)                                     # nibble-table popcount
+            vec = dict(vec, vlogic=5)                                     # nibble-table popcount
         per_word = scaled(vec, groups)
         per_call = scaled({"vload": 1, "vadd": 2, "store": 1, "vlogic": 2}, groups)
         over = loop(-(-words // 2))                                         # unrolled by two
@@ -87,7 +98,7 @@ def stream_counts(target, fb: int, calls: int, words: int) -> Counter:
     if simd_kind(target) != "avx512":
         return block_counts(target, fb, calls, words, 0, run_const=words // max(1, calls))
     groups = max(1, fb // word_lanes(target))
-    per_word = Counter(vlogic=1) + scaled({"load": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}, groups)
+    per_word = Counter(vbcast=1) + scaled({"load": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}, groups)
     per_call = scaled({"vload": 1, "vadd": 1, "store": 1, "vlogic": 1}, groups)
     return scaled(per_word, words) + scaled(per_call, calls) + scaled(CALL, calls) + loop(words)
 
@@ -97,12 +108,15 @@ def stream_counts(target, fb: int, calls: int, words: int) -> Counter:
 def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:
     """kernel_binarize.c.j2: tiles of BINARIZE_TILE (bt) pixels through xg_sign_tile (per word, the channels in
     order), then the last hw % BINARIZE_TILE pixels one at a time. AVX-512: per channel and tile one load,
-    a compare to a mask, two masked ORs and |x| added; elsewhere the portable hook, per element."""
+    a compare to a mask, two masked ORs and |x| added; elsewhere the portable hook, per element.
+    The tile's A is one chain of dependent adds through the channels (`chain`)."""
     bt = BINARIZE_TILE
     tiles, tail = hw // bt, hw % bt
     counts = loop(tiles * wpp) + loop(tiles * c) + scaled({"store": bt}, tiles * wpp)
     if simd_kind(target) == "avx512":
-        per = Counter(vload=1, compare=1, vlogic=3) + Counter(vfadd=int(has_a), vlogic=int(has_a))
+        # the channel's bit (a shift, a broadcast from a register), a compare to a mask and the
+        # mask's upper half (kshiftrw): three port-5 operations; two masked ORs
+        per = Counter(vload=1, shift=1, vshuffle=3, vlogic=2) + Counter(vfadd=int(has_a), vlogic=int(has_a), chain=int(has_a))
         per += Counter(vfmul=1, vfadd=2, load=3) if has_bn else Counter()
         counts += scaled(per, tiles * c)
     else:
@@ -111,9 +125,11 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
         # on x86-64 by callgrind (stages of 32..96 channels: -19..+29 %)
         per = Counter(load=1, compare=1, logic=2, shift=1) + Counter(fadd=int(has_a))
         counts += scaled(per, tiles * c * bt) + scaled(Counter(fmul=1, fadd=2) if has_bn else Counter(), tiles * c * bt // 4)
+        counts += scaled({"chain": int(has_a)}, tiles * c)      # the tile's A: one add per channel on each lane
     if has_a:
         counts += scaled({"load": 1, "fdiv": 1, "store": 1}, tiles * bt) + loop(tiles * bt)
-    per_tail = Counter(load=1, compare=1, load_op=1) + Counter(BIN_ELEM) + Counter(fadd=int(has_a), logic=int(has_a))
+    per_tail = Counter(load=1, compare=1, load_op=1) + Counter(BIN_ELEM) + Counter(fadd=int(has_a), logic=int(has_a),
+                                                                           chain=int(has_a))
     per_tail += Counter(fmul=1, fadd=2, load_op=3) if has_bn else Counter()
     counts += scaled(per_tail, tail * c) + loop(tail * c) + scaled({"store": 1}, tail * wpp) + loop(tail)
     return counts
@@ -296,33 +312,40 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     counts += block_counts(target, fb, calls, nb * (taps_int + g["taps_bord"]) * wpp, 0,
                            accumulate=not single, run_const=layer.kernel[1] * wpp)
     outs = f * ho * pix
-    counts += scaled(OUT, outs) + scaled(epilogue(layer.scale_weight, has_k, layer.bias), outs)
+    epi = Counter(epilogue(layer.scale_weight, has_k, layer.bias)) + Counter(EPI_BN if out_stage else {})
+    vec_epi = simd_kind(target) == "avx512" and fb == float_vector_lanes(target)
+    if vec_epi:                                  # one vector of the block's outputs per pixel
+        counts += scaled(Counter(OUT_VEC) + vectorized(epi), nb * ho * pix)
+    else:
+        counts += scaled(OUT, outs) + scaled(epi, outs)
     if layer.pad_value != 0:
         counts += scaled({"compare": 1, "branch": 1}, outs) + scaled({"load_op": 1, "add": 1}, f * g["padded"])
     if px:
         counts += lanes_counts(lp, target, g["rows"], out_stage)
+    tp = lp.tiling.get("store_tile", 0)
     if out_stage is not None:
         st = out_stage[0]
-        counts -= scaled({"store": 1}, outs)                  # no float output: it is elided
-        if simd_kind(target) == "avx512" and fb == 16:     # xg_sign_bits: y stored, one compare per pixel
-            pack = scaled({"store": 1}, outs) + scaled({"vload": 1, "compare": 1, "logic": 2, "shift": 1, "load": 1,
-                                                        "store": 1}, nb * ho * pix)
+        if vec_epi:                # xg_sign_bits: y stored, one compare per pixel
+            pack = scaled({"store": 2, "vload": 1, "compare": 1, "logic": 2, "shift": 1, "load": 1},
+                          nb * ho * pix)
         else:
+            counts -= scaled({"store": 1}, outs)              # no float output: it is elided
             pack = scaled(EPI_PACK, outs)
-        counts += scaled(EPI_BN, outs) + pack + loop(ho * wo * st.words_per_pixel) \
-            + scaled({"store": 1}, ho * wo * st.words_per_pixel)
+        counts += pack + loop(ho * wo * st.words_per_pixel) + scaled({"store": 1}, ho * wo * st.words_per_pixel)
         if st.needs_amap:
-            counts += scaled(EPI_A, f * ho * wo) + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
-    tp = lp.tiling.get("store_tile", 0)
+            a_rows = scaled({"vlogic": 1}, nb * ho * pix) if vec_epi and tp else scaled(EPI_A, f * ho * wo)
+            counts += a_rows + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
     if tp:                     # a tile row per pixel, then per tile a 16x16 transpose (64 shuffles) and
         tiles = nb * -(-ho * wo // tp)                  # a store per filter, or A added per filter
-        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vlogic": 4 * fb}, tiles)
+        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vshuffle": 4 * fb}, tiles)
         if out_stage is None:              # (Counter subtraction drops what falls to 0 or below)
             counts += scaled({"store": fb}, tiles)
-            counts -= scaled({"store": 1}, outs)                  # no scattered stores
+            if not vec_epi:
+                counts -= scaled({"store": 1}, outs)              # no scattered stores
         else:
             counts += scaled({"vload": 1, "vfadd": fb, "store": 1}, tiles)
-            counts -= scaled(EPI_A, f * ho * wo)
+            if not vec_epi:
+                counts -= scaled(EPI_A, f * ho * wo)
     if not run:
         return None, counts
     v = _xnor_core(lp, consts, stage_in[0], kmap).reshape(f, ho * wo)
@@ -360,10 +383,10 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
             per_tap = scaled({"load": 1, "xor": 1, "popcount": 1, "add": 1}, pf * v) + Counter(load=pf)
         else:
             xs = lp.packing["words_per_pixel"] * layer.stride[1]     # 2: two loads and a permute per vector
-            per_tap = Counter(vload=xs * v + pf, vlogic=(xs - 1) * v, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
+            per_tap = Counter(vload=xs * v, vbcast=pf, vshuffle=(xs - 1) * v, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
         # counts narrowed to 32 bits and stored: one vpermt2d (or vpmovqd) and one store per filter
         stored = v if scalar else 1
-        counts += scaled(per_tap, taps) + loop(taps) + scaled(CALL, calls) + scaled({"vlogic": 1, "store": 1}, calls * pf * stored)
+        counts += scaled(per_tap, taps) + loop(taps) + scaled(CALL, calls) + scaled({"vshuffle": 1, "store": 1}, calls * pf * stored)
         fv = calls * pf * -(-nl // fl)               # float vectors of the epilogue
         counts += scaled({"vload": 1, "vadd": 2, "cvt": 1, "store": 1}, fv) + scaled(
             {"vfmul": epi.get("fmul", 0), "vfadd": epi.get("fadd", 0), "load_op": epi.get("load_op", 0)}, fv)

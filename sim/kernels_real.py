@@ -28,6 +28,12 @@ def _flip(target, ffb: int, fv: int) -> dict:
     return {"shift": 2 * ffb, "logic": ffb}
 
 
+def _macc(target, n: int) -> Counter:
+    """n vector multiply-accumulates: one fused multiply-add each on FMA targets (XG_VFMA), else a
+    multiply and an add."""
+    return Counter(vfma=n) if target.fma else Counter(vfmul=n, vfadd=n)
+
+
 def real_block_counts(target, ffb: int, bwn: bool, calls: int, taps_const: int, taps_var: int) -> Counter:
     """`calls` calls of xg_macc_block / xg_sign_block (one output, XG_FFB lanes) over taps_const
     taps in compile-time-n calls and taps_var in runtime-n calls: per tap a weight vector (or a
@@ -40,7 +46,7 @@ def real_block_counts(target, ffb: int, bwn: bool, calls: int, taps_const: int, 
         counts += scaled(_flip(target, ffb, fv), taps) \
             + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps)
     else:
-        counts += scaled({"vload": fv, "load": 1, "vlogic": 1 if sse2 else 0, "vfmul": fv, "vfadd": fv}, taps)
+        counts += scaled(Counter(vload=fv, load=1, vlogic=1 if sse2 else 0) + _macc(target, fv), taps)
     return counts
 
 
@@ -82,7 +88,7 @@ def real_conv_counts(lp, target) -> Counter:
         counts += scaled(_flip(target, ffb, fv), taps_g) + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps_g * pb)
     else:
         counts += scaled({"vload": fv, "vlogic": 4 if sse2 else 0}, taps_g) \
-            + scaled({"load": 1, "vfmul": fv, "vfadd": fv}, taps_g * pb)
+            + scaled(Counter(load=1) + _macc(target, fv), taps_g * pb)
     outs_g = ng * pb * min(ffb, f)
     seg = (pb - 1) * layer.stride[1] + kw                    # border groups: zero-padded row copies
     # the copy's bounds are compile-time per group, so gcc folds them: vector moves (and zeros)
@@ -136,7 +142,7 @@ def real_lanes_counts(lp, target) -> Counter:
     assert layer.stride[1] == 1 or split, "stride-2 lanes read split rows: run plan_tiling (split_columns) first"
     xv = Counter(vload=v)
     counts += loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho) + loop(nb * ho * inner)
-    counts += scaled(xv + Counter(load_op=ffb, vfmul=ffb * v, vfadd=ffb * v), taps) + loop(taps)
+    counts += scaled(xv + Counter(load_op=ffb) + _macc(target, ffb * v), taps) + loop(taps)
     fv = nb * ho * inner * min(ffb, f) * v                               # float vectors of outputs
     has_alpha = layer.mode != "float" and layer.scale_weight
     epi = epilogue(has_alpha, False, layer.bias)

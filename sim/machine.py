@@ -10,7 +10,8 @@ goes to its simulator (kernels_conv / kernels_real / kernels_misc), which follow
 and tiling. With an input x (and weights on
 the network) every tensor is computed in float32 / packed words exactly as the
 C computes it; without x only operation counts are made, which is fast for any
-network size. Cycles are sum(count * cost) over the target's cost table.
+network size. Cycles are the target's model of the counts (sim/ops.cycles): the busiest
+resource of its ports, or sum(count * cost) over its cost table.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from xnorgen.plan import Plan, is_alias
 from . import kernels_conv as kc
 from . import kernels_misc as km
 from . import kernels_real as kr
+from .memory import layer_buffers, streamed_lines
 from .ops import cycles, instructions, lower_popcount
 
 
@@ -121,6 +123,7 @@ def run_plan(plan: Plan, x=None) -> Run:
             st = plan.binarize[sname]
             src = result.tensors[st.source] if run else None
             out, counts = kc.binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
+            counts += Counter(stream=streamed_lines([4 * st.channels * st.hw], t))
             result.stages[sname] = out
             record(sname, stage_ident(st, plan), "binarize", None, counts)
         if lp.folded_into:                       # folded into a stage or a conv epilogue: no kernel
@@ -143,6 +146,7 @@ def run_plan(plan: Plan, x=None) -> Run:
             result.tensors[layer.name] = np.asarray(out, dtype=np.float32).reshape(lp.out_shape)
         if lp.epilogue:
             counts += _epilogue(plan, lp, result, run)
+        counts += Counter(stream=streamed_lines(layer_buffers(lp, t), t))
         record(layer.name, lp.ident, layer.type, getattr(layer, "mode", None), counts)
     return result
 

@@ -1,4 +1,5 @@
 """The memory report: weight bytes per layer as float64, float32 and packed binary + α; the arena.
+Also the one memory-hierarchy fact the cycle model uses: which buffers stream from beyond L2.
 
 Figure 4(a) of the paper compares double precision against binary weights for
 every layer. `all_binary` is that figure's binary column (every conv/dense
@@ -52,3 +53,25 @@ def memory_report(plan) -> dict:
     total["ratio_float64_all_binary"] = total["float64"] / total["all_binary"] if total["all_binary"] else None
     return {"report": "memory", "network": plan.net.name, "target": plan.target.name, "layers": layers,
             "total": total, "arena": {"bytes": plan.arena_size, "without_reuse": sum_of_buffers(plan)}}
+
+
+def streamed_lines(nbytes, target) -> int:
+    """64-byte lines a kernel streams from beyond L2 each inference: every buffer it reads or
+    writes (weights, a float input or output) that is larger than the target's L2
+    (cache.l2_bytes) cannot still be there from the last inference, nor from the layer before
+    it. Smaller buffers are taken to be cache resident (the model has no finer hierarchy)."""
+    l2 = target.cache.get("l2_bytes", 0)
+    return sum(-(-n // 64) for n in nbytes if l2 and n > l2)
+
+
+def layer_buffers(lp, target) -> list[int]:
+    """Bytes of the buffers one layer's kernel touches: its packed weights, its float inputs
+    (an xnor conv reads its stage's packed words instead) and its float output (none when a
+    fused binarize epilogue writes the next stage instead)."""
+    wb = weight_bytes(lp, target)
+    out = [wb["packed"]] if wb else []
+    if not (isinstance(lp.layer, Conv2d) and lp.layer.mode == "xnor"):
+        out += [4 * prod(s) for s in lp.in_shapes]
+    if not lp.binarize_out:
+        out.append(4 * prod(lp.out_shape))
+    return out

@@ -19,7 +19,19 @@ are those of a scalar load/store machine executing the generated C:
                    (FB filter lanes of xg_xor_popcount_block, or a float vector); their cost
                    is the target's per-word cost of the scalar class times the words per vector
                    (the target tables give the binary core's costs per 64-bit word)
+  vbcast           one word or float broadcast from memory into a vector (a load on x86 and ARM)
+  vshuffle         one lane permute or shuffle (Intel: port 5 only)
   vfmul, vfadd     one SIMD float instruction (a float vector of XG_FFB lanes, or part of it)
+  vfma             one SIMD fused multiply-add (float taps on targets with `fma`)
+  chain            not an instruction: one step of a loop-carried chain of dependent float adds
+                   (a binarize tile's A, |x| of every channel added to one vector), whose
+                   latency, not throughput, paces the loop; only the port model charges it
+  stream           not an instruction: one 64-byte line of a buffer larger than L2, fetched from
+                   beyond it (sim/memory.streamed_lines); only the port model charges it
+
+Two ways to turn counts into cycles, chosen by the target: the cost table's sum (an in-order
+core, or a target without `ports`), or the busiest resource of an out-of-order core (`ports`:
+units per resource and the classes each one serves, plus the issue width): port_cycles.
 """
 from __future__ import annotations
 
@@ -27,12 +39,15 @@ from collections import Counter
 
 #: Classes a target's `costs` table may omit, and the class whose cost they borrow.
 ALIASES = {"load_op": "load", "shift": "xor", "logic": "xor", "addr": "add", "fmax": "fadd", "cvt": "fadd",
-           "vfmul": "fmul", "vfadd": "fadd"}
+           "vfmul": "fmul", "vfadd": "fadd", "vfma": "fmul"}
 #: Vector classes: cost = (per-word cost of this scalar class) x (64-bit words per vector).
-VECTOR = {"vload": "load", "vxor": "xor", "vpopcount": "popcount", "vadd": "xor", "vlogic": "xor"}
+VECTOR = {"vload": "load", "vxor": "xor", "vpopcount": "popcount", "vadd": "xor", "vlogic": "xor", "vbcast": "xor",
+          "vshuffle": "xor"}
 #: Cycles for classes with no alias and no entry in the target's table (reciprocal throughput
 #: of a typical out-of-order core: divide ~4, expf as a ~20-instruction libm call, imul 1).
-DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0}
+DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0, "chain": 0.0, "stream": 0.0}
+#: Classes that mark something about an instruction counted elsewhere, not instructions.
+MARKERS = ("load_op", "chain", "stream")
 
 #: SWAR popcount of one word (templates/popcount_swar.c.j2): 3 shift-and-mask steps, a multiply.
 SWAR_POPCOUNT = {64: Counter(shift=4, logic=4, add=3, mul=1), 32: Counter(shift=4, logic=4, add=3, mul=1)}
@@ -76,13 +91,44 @@ def cost_of(cls: str, costs: dict, lanes: int = 1) -> float:
 
 
 def cycles(counts: Counter, target) -> float:
+    """The target's model: port_cycles where it describes its ports, else sum_cycles."""
+    return port_cycles(counts, target.ports)[0] if target.ports else sum_cycles(counts, target)
+
+
+def bound(counts: Counter, target) -> str | None:
+    """The resource that sets a kernel's cycles under the port model (None: the sum model)."""
+    return port_cycles(counts, target.ports)[1] if target.ports else None
+
+
+def sum_cycles(counts: Counter, target) -> float:
     """sum(count * cost): reciprocal throughputs, no overlap between classes, no stalls."""
     return sum(n * cost_of(k, target.costs, word_lanes(target)) for k, n in counts.items())
 
 
+def issued(counts: Counter) -> int:
+    """Operations through the core's front end: instructions, a compare and the branch after it
+    fused into one (x86 macro-fusion, AArch64 cmp+b.cond), a folded load inside its instruction."""
+    return instructions(counts) - min(counts.get("compare", 0), counts.get("branch", 0))
+
+
+def port_cycles(counts: Counter, ports: dict) -> tuple[float, str]:
+    """(cycles, busiest resource) on an out-of-order core that overlaps everything independent:
+    each resource (a group of execution ports, the load or store units, ...) serves the classes
+    it lists, each operation occupying it for the given number of cycles, `units` at a time; the
+    front end issues `issue_width` operations per cycle. Cycles are the largest of these bounds:
+    a throughput model, blind to dependency chains, caches and mispredicted branches, so a lower
+    bound on a kernel those do not limit. A class no resource lists costs only issue slots."""
+    bounds = {"issue": issued(counts) / ports["issue_width"]}
+    for name, r in ports["resources"].items():
+        bounds[name] = sum(counts.get(k, 0) * w for k, w in r["ops"].items()) / r["units"]
+    name = max(bounds, key=bounds.get)
+    return bounds[name], name
+
+
 def instructions(counts: Counter) -> int:
-    """Predicted dynamic instruction count: one per counted operation, folded loads excepted."""
-    return int(sum(v for k, v in counts.items() if k != "load_op"))
+    """Predicted dynamic instruction count: one per counted operation, folded loads, chain steps
+    and streamed lines (MARKERS) excepted."""
+    return int(sum(v for k, v in counts.items() if k not in MARKERS))
 
 
 def float_lanes(target) -> int:

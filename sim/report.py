@@ -5,7 +5,7 @@ from xnorgen.errors import XnorgenError
 
 from .machine import run_plan
 from .memory import memory_report
-from .ops import cost_of, word_lanes
+from .ops import bound, cost_of, word_lanes
 from .paper import network_model, sweep_channels, sweep_kernel
 
 REPORTS = ("speedup", "cycles", "memory")
@@ -28,12 +28,14 @@ def cycles_report(plan, x=None) -> dict:
 
     def row(name, ident, typ, mode, counts, cyc, instr):
         return {"layer": name, "c_name": ident, "type": typ, "mode": mode, "ops": dict(sorted(counts.items())),
-                "instructions": instr, "cycles": round(cyc), "microseconds": cyc / per_us}
+                "instructions": instr, "cycles": round(cyc), "microseconds": cyc / per_us,
+                "bound": bound(counts, t) if name is not None and counts else None}
     layers = [row(r.name, r.ident, r.type, r.mode, r.counts, r.cycles, r.instructions) for r in run.layers]
     total = row(None, None, None, None, run.total_counts, run.total_cycles, sum(r.instructions for r in run.layers))
-    for k in ("layer", "c_name", "type", "mode"):
+    for k in ("layer", "c_name", "type", "mode", "bound"):
         total.pop(k)
     rep = {"report": "cycles", "network": plan.net.name, "target": t.name, "clock_ghz": t.clock_ghz,
+           "model": "ports" if t.ports else "sum",
            "costs": {k: cost_of(k, t.costs, word_lanes(t)) for k in sorted(run.total_counts)}, "functional": x is not None,
            "layers": layers, "total": total}
     if x is not None:
@@ -105,11 +107,11 @@ def format_table(rep: dict) -> str:
             f"float64/all-binary {t['ratio_float64_all_binary']:.1f}x; arena {rep['arena']['bytes']} B " \
             f"(without reuse {rep['arena']['without_reuse']} B)"
     t = rep["total"]
-    rows = [[m["layer"], m["mode"] or m["type"], m["instructions"], m["cycles"], m["microseconds"]]
+    rows = [[m["layer"], m["mode"] or m["type"], m["instructions"], m["cycles"], m["microseconds"], m["bound"]]
             for m in rep["layers"]]
-    rows.append(["total", "", t["instructions"], t["cycles"], t["microseconds"]])
-    return f"{rep['network']} on {rep['target']} at {rep['clock_ghz']} GHz\n" + \
-        _table(["layer", "kind", "instructions", "cycles", "us"], rows)
+    rows.append(["total", "", t["instructions"], t["cycles"], t["microseconds"], None])
+    return f"{rep['network']} on {rep['target']} at {rep['clock_ghz']} GHz ({rep['model']} model)\n" + \
+        _table(["layer", "kind", "instructions", "cycles", "us", "bound by"], rows)
 
 
 def plot_sweeps(path) -> None:

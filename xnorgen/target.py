@@ -28,6 +28,9 @@ class Target:
     cache: dict = field(hash=False)
     clock_ghz: float = 1.0
     costs: dict = field(default_factory=dict, hash=False)
+    # The simulator's out-of-order model ({issue_width, resources: {name: {units, ops: {class:
+    # cycles}}}}, sim/ops.port_cycles); empty: cycles are the sum of `costs` (in-order cores).
+    ports: dict = field(default_factory=dict, hash=False)
     # Command prefix that executes this target's Linux binaries on another machine
     # (e.g. qemu-aarch64 -L /usr/aarch64-linux-gnu); empty: native only.
     run: tuple[str, ...] = ()
