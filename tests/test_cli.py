@@ -40,7 +40,7 @@ def _edit(path, fn):
 
 
 def test_help_for_every_command():
-    for cmd in ([], ["compile"], ["run"], ["targets"]):
+    for cmd in ([], ["compile"], ["run"], ["targets"], ["tune"]):
         r = xnorgen_cli(*cmd, "--help")
         assert r.returncode == 0 and "Usage" in r.stdout
 

@@ -208,5 +208,35 @@ def train(net, data, epochs, seed, batch_size, lr, optimizer, learn_alpha, quiet
     click.echo(f"wrote {out}")
 
 
+
+@main.command()
+@click.argument("net", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", default="host", show_default=True, help="a target that runs on this machine")
+@click.option("--reps", default=30, show_default=True, type=click.IntRange(3), help="interleaved rounds per knob")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="tuned_targets", show_default=True,
+              help="directory to write <target>-<net>.yaml into")
+@_user_errors
+def tune(net, target, reps, out_dir):
+    """Time the target's kernel knobs on this machine for NET and write the best as a target.
+
+    Each knob (filter_block, pixel_lanes, store_tile, block_prefetch, stream_prefetch) is tried
+    in turn against the best so far, in interleaved rounds; every candidate must give the same
+    output bits. Build with it: XNORGEN_TARGETS=OUT xnorgen compile NET -t <target>-<net>."""
+    from .api import load
+    from .target import resolve
+    from .tune import tune as tune_net
+    from .tune import write_tuned_target
+
+    network = load(net)
+    t = resolve(target)
+    r = tune_net(network, t, reps=reps, progress=lambda m: click.echo(m, err=True))
+    click.echo(f"{'knob':16} {'value':>8}  time vs best so far")
+    for knob, value, ratio, same in r.trials:
+        click.echo(f"{knob:16} {value:>8}  {'no layer changes' if same else f'{ratio:.3f}'}")
+    path = write_tuned_target(r, network.name, out_dir)
+    click.echo(f"{t.name} for {network.name}: " + ", ".join(f"{k}={v}" for k, v in r.knobs.items()))
+    click.echo(f"wrote {path}; build with XNORGEN_TARGETS={out_dir} and -t {path.stem}")
+
+
 if __name__ == "__main__":
     main()

@@ -290,6 +290,11 @@ def sum_of_buffers(plan: Plan) -> int:
     return sum(align_up(b.nbytes) for b in plan.buffers.values())
 
 
+#: The target's kernel-shape knobs (docs/targets.md), recorded in the manifest as the plan used
+#: them (`xnorgen tune` chooses them per network).
+TARGET_KNOBS = ("filter_block", "pixel_lanes", "store_tile", "block_prefetch", "stream_prefetch")
+
+
 def manifest(plan: Plan) -> dict:
     """The plan as plain JSON-able data (manifest.json)."""
     assert plan.arena_size is not None, "run plan_arena first"
@@ -320,6 +325,7 @@ def manifest(plan: Plan) -> dict:
         })
     return {
         "name": plan.net.name, "target": plan.target.name, "word_bits": plan.target.word_bits,
+        "target_knobs": {k: getattr(plan.target, k) for k in TARGET_KNOBS}, "tuned": plan.target.tuned or None,
         "input_shape": list(plan.net.input_shape), "output": plan.net.output,
         "output_shape": list(plan.net.output_shape), "input_size": plan.input_size,
         "output_size": plan.output_size, "arena_size": plan.arena_size, "arena_alignment": ALIGN,

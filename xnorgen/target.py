@@ -66,6 +66,9 @@ class Target:
     # pixel, each pixel prefetches its share of the next block's lines (tiling.next_block_prefetch);
     # 0: off.
     block_prefetch: int = 0
+    # What `xnorgen tune` measured to choose this target's knobs ({network, knobs, trials, ...});
+    # empty for a target as shipped. Carried into manifest.json.
+    tuned: dict = field(default_factory=dict, hash=False)
 
     @property
     def word_bytes(self) -> int:
