@@ -277,6 +277,33 @@ def conv_geometry(layer, h, w, ho, wo) -> dict:
 
 # ---------------------------------------------------------------- xnor conv
 
+def padpop_counts(layer, h, w, ho, wo, nb: int, f: int, lane_cols, px: int) -> Counter:
+    """pad_value != 0: the padded taps' mismatches (padpop). Per-pixel path: one test per pixel
+    whether its window is clipped, then for clipped (border) pixels per filter a loop over the
+    kernel's taps testing each; pixel lanes (interior columns lane_cols): per group and filter,
+    on border rows only, a loop over the taps testing the row. One load and add per padded tap."""
+    kh, kw = layer.kernel
+    rows, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
+    cols, _ = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
+    per_pixel = np.ones(wo, dtype=bool)
+    if lane_cols:
+        per_pixel[lane_cols[0]:lane_cols[1]] = False
+    clipped = (rows[:, None] < kh) | (cols[None, :] < kw)
+    border = int((clipped & per_pixel[None, :]).sum())
+    taps = kh * kw
+    counts = scaled({"compare": 4, "branch": 1}, nb * ho * int(per_pixel.sum()))
+    counts += scaled({"compare": 2, "branch": 1}, f * border * taps) + loop(f * border)   # unrolled tap tests
+    padded = int(((kh - rows)[:, None] * kw + rows[:, None] * (kw - cols)[None, :])[:, per_pixel].sum())
+    counts += scaled({"load_op": 1, "add": 1}, f * padded)
+    if lane_cols:
+        groups = len(lane_groups(lane_cols[0], lane_cols[1], px))
+        border_rows = int((rows < kh).sum())
+        counts += scaled({"compare": 2, "branch": 1}, nb * ho * groups) \
+            + scaled({"compare": 2, "branch": 1}, f * border_rows * groups * taps) \
+            + scaled({"load_op": 1, "add": 1}, f * groups * int((kh - rows).sum()) * kw)
+    return counts
+
+
 def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     """kernel_conv2d_xnor.c.j2: K from the stage's A, then filter block > oy > ox > ky-row runs
     through xg_xor_popcount_block, padpop for padded taps (pad_value != 0), and per filter the
@@ -319,7 +346,7 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     else:
         counts += scaled(OUT, outs) + scaled(epi, outs)
     if layer.pad_value != 0:
-        counts += scaled({"compare": 1, "branch": 1}, outs) + scaled({"load_op": 1, "add": 1}, f * g["padded"])
+        counts += padpop_counts(layer, h, w, ho, wo, nb, f, lp.tiling["interior_columns"] if px else None, px)
     if px:
         counts += lanes_counts(lp, target, g["rows"], out_stage)
     tp = lp.tiling.get("store_tile", 0)
