@@ -54,6 +54,23 @@ def test_xnor_dense_core_exact(tmp_path, target, n):
 
 
 @pytest.mark.parametrize("target", X86)
+@pytest.mark.parametrize("mode", ["float", "bwn"])
+@pytest.mark.parametrize("shape", [(5, 13, 30, 9, (3, 3), 1, 1), (3, 20, 45, 16, (3, 5), 2, 2), (7, 9, 40, 5, (1, 3), 1, 0)],
+                         ids=lambda s: "c{}_{}x{}_f{}_k{}x{}_s{}_p{}".format(*s[:4], *s[4], *s[5:]))
+def test_float_and_bwn_conv_bit_exact_with_simulator(tmp_path, target, mode, shape):
+    """Every row and channel of each window (the grouped path's xg_*_window_px, the pixel lanes,
+    the border columns) in the simulator's float32 order: C == simulator bit for bit."""
+    t = _target(target)
+    c, h, w, f, k, stride, pad = shape
+    layer = {"name": "conv", "type": "conv2d", "mode": mode, "filters": f, "kernel": list(k), "stride": stride,
+             "padding": pad, "bias": True}
+    net = xnorgen.load(write_net(tmp_path, "fb", (c, h, w), [layer], np.random.default_rng(c * h)))
+    x = np.random.default_rng(w).standard_normal(net.input_shape).astype(np.float32)
+    want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want.reshape(net.output_shape))
+
+
+@pytest.mark.parametrize("target", X86)
 @pytest.mark.parametrize("seed", range(3))
 def test_random_networks_match_reference(tmp_path, target, seed):
     t = _target(target)
