@@ -106,8 +106,8 @@ def pool(lp, target, consts, x, run: bool):
         counts += scaled(POOL_TAP, c * taps) + scaled({"store": 1, "addr": 1}, c * ho * wo)
         if tuple(layer.padding) != (0, 0):          # runtime tap bounds: the ky/kx loops stay loops
             counts += loop(c * taps) + loop(c * rows)
-    if layer.type == "avgpool":
-        counts += scaled({"fdiv": 1}, c * ho * wo)
+        if layer.type == "avgpool":
+            counts += scaled({"fdiv": 1}, c * ho * wo)
     if not run:
         return None, counts
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
@@ -123,12 +123,12 @@ def pool(lp, target, consts, x, run: bool):
 
 
 def pool_vector_counts(lp, target) -> Counter:
-    """kernel_pool.c.j2 as gcc vectorizes it on AVX-512 (objdump of ResNet-18's pool1): a row's
-    interior columns [OX0, OX1) stay in registers, a vector of outputs per 16 columns; per
-    in-bounds (ky, kx) each vector loads its inputs (stride s: s loads and s - 1 permutes) and
-    takes one max or add; the columns left over (an unrolled scalar tail) and the border columns
-    go one output at a time.
-    Elsewhere the pool recipe is per tap (not measured against the vectorized interior)."""
+    """kernel_pool.c.j2 through the AVX-512 xg_pool_rows: a row's interior columns [OX0, OX1) in
+    vectors of 16 outputs (the last one masked), each kept in a register over the window: per
+    in-bounds (ky, kx) and vector, its inputs (stride 1: a load; 2: two loads and a permute; else
+    a gather, counted as 16 loads) and one max or add; per vector a store (and a divide for an
+    average); the border columns one output at a time. Elsewhere the portable xg_pool_rows is
+    counted per tap (pool's recipe in `pool`)."""
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     _, ho, wo = lp.out_shape
@@ -136,13 +136,15 @@ def pool_vector_counts(lp, target) -> Counter:
     sw = layer.stride[1]
     rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)     # in-bounds (oy, ky) pairs
     cols, interior = axis_runs(w, kw, sw, layer.padding[1], wo)
-    nv, rest = divmod(int(interior.sum()), float_vector_lanes(target))
+    n_int = int(interior.sum())
+    nv = -(-n_int // float_vector_lanes(target))
     border_taps = int(cols[~interior].sum())
-    counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho) + loop(c * rows)
-    counts += scaled({"vlogic": nv, "store": nv + rest}, c * ho)               # init, store the row
-    counts += scaled(Counter(vload=sw * nv, vshuffle=(sw - 1) * nv, fmax=nv) + scaled(POOL_TAP, rest),
-                     c * rows * kw)
-    counts += scaled({"add": 3, "compare": 2, "store": 1, "addr": 1}, c * ho * (wo - int(interior.sum())))
+    per_vec_tap = Counter(vload=sw, vshuffle=sw - 1, fmax=1) if sw <= 2 else Counter(load=16, fmax=1)
+    counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho)
+    counts += scaled({"vlogic": 1, "store": 1, "fdiv": int(layer.type == "avgpool")}, c * ho * nv)
+    counts += scaled(per_vec_tap, c * rows * kw * nv) + loop(c * rows * kw * nv)
+    counts += scaled({"add": 3, "compare": 2, "store": 1, "addr": 1, "fdiv": int(layer.type == "avgpool")},
+                     c * ho * (wo - n_int))
     counts += scaled(POOL_TAP, c * rows * border_taps) + loop(c * rows * border_taps)
     return counts
 

@@ -71,6 +71,25 @@ def test_float_and_bwn_conv_bit_exact_with_simulator(tmp_path, target, mode, sha
 
 
 @pytest.mark.parametrize("target", X86)
+@pytest.mark.parametrize("op", ["maxpool", "avgpool"])
+@pytest.mark.parametrize("geom", [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 3, 0)], ids=lambda g: "k{}_s{}_p{}".format(*g))
+def test_pool_bit_exact_with_simulator(tmp_path, target, op, geom):
+    """Rows of 18-40 interior outputs (whole and masked vectors on avx512), strides 1, 2 and 3
+    (a gather), with ties, -0.0 and NaN among the inputs: C == simulator bit for bit."""
+    t = _target(target)
+    k, stride, pad = geom
+    net = xnorgen.load(write_net(tmp_path, "pl", (3, 11, 41), [{"name": "p", "type": op, "kernel": k, "stride": stride,
+                                                                "padding": pad}]))
+    rng = np.random.default_rng(k * 10 + stride)
+    x = rng.integers(-4, 5, size=net.input_shape).astype(np.float32) / 2      # many ties
+    x[0, 0, :5] = -0.0
+    x[1, 2, 7] = np.nan
+    want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
+    got = xnorgen.build(net, target=t)(x)
+    assert np.array_equal(got.view(np.uint32), want.reshape(net.output_shape).view(np.uint32))
+
+
+@pytest.mark.parametrize("target", X86)
 @pytest.mark.parametrize("seed", range(3))
 def test_random_networks_match_reference(tmp_path, target, seed):
     t = _target(target)
