@@ -99,7 +99,7 @@ def pool(lp, target, consts, x, run: bool):
     kh, kw = layer.kernel
     taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
     rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
-    if simd_kind(target) == "avx512":
+    if simd_kind(target) == "avx512" and pool_interior(lp) >= 16:
         counts = pool_vector_counts(lp, target)
     else:
         counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho + c * ho * wo) + loop(c * ho * wo)
@@ -122,9 +122,17 @@ def pool(lp, target, consts, x, run: bool):
     return (acc / F32(kh * kw) if layer.type == "avgpool" else acc), counts
 
 
+def pool_interior(lp) -> int:
+    """Output columns of a pool with every tap in bounds along x (the rows xg_pool_rows gets)."""
+    layer = lp.layer
+    _, ho, wo = lp.out_shape
+    return int(axis_runs(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1], wo)[1].sum())
+
+
 def pool_vector_counts(lp, target) -> Counter:
-    """kernel_pool.c.j2 through the AVX-512 xg_pool_rows: a row's interior columns [OX0, OX1) in
-    vectors of 16 outputs (the last one masked), each kept in a register over the window: per
+    """kernel_pool.c.j2 through the AVX-512 xg_pool_rows (rows of 16 outputs or more; shorter
+    ones take the portable loop): a row's interior columns [OX0, OX1) in vectors of 16 outputs
+    (the last one masked), each kept in a register over the window: per
     in-bounds (ky, kx) and vector, its inputs (stride 1: a load; 2: two loads and a permute; else
     a gather, counted as 16 loads) and one max or add; per vector a store (and a divide for an
     average); the border columns one output at a time. Elsewhere the portable xg_pool_rows is
