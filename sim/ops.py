@@ -116,8 +116,9 @@ def port_cycles(counts: Counter, ports: dict) -> tuple[float, str]:
     each resource (a group of execution ports, the load or store units, ...) serves the classes
     it lists, each operation occupying it for the given number of cycles, `units` at a time; the
     front end issues `issue_width` operations per cycle. Cycles are the largest of these bounds:
-    a throughput model, blind to dependency chains, caches and mispredicted branches, so a lower
-    bound on a kernel those do not limit. A class no resource lists costs only issue slots."""
+    a throughput model. It sees the dependency chains the recipes mark (`chain`) and buffers
+    larger than L2 (`stream`), if a resource lists them; other chains, cache misses and
+    mispredicted branches it does not. A class no resource lists costs only issue slots."""
     bounds = {"issue": issued(counts) / ports["issue_width"]}
     for name, r in ports["resources"].items():
         bounds[name] = sum(counts.get(k, 0) * w for k, w in r["ops"].items()) / r["units"]

@@ -134,6 +134,19 @@ def test_missing_cross_compiler(good_net, tmp_path):
                    env={"XNORGEN_TARGETS": str(tdir)})
 
 
+@pytest.mark.parametrize("ports, what", [({"resources": {}}, "issue_width"),
+                                         ({"issue_width": 4, "resources": {"vec": {"units": 0, "ops": {}}}}, "'vec'")])
+def test_target_with_a_bad_ports_table(good_net, tmp_path, ports, what):
+    tdir = tmp_path / "targets"
+    tdir.mkdir()
+    from xnorgen.target import target_dirs
+    spec = yaml.safe_load((target_dirs()[0] / "x86-64.yaml").read_text())
+    spec.update(name="odd", ports=ports)
+    (tdir / "odd.yaml").write_text(yaml.safe_dump(spec))
+    _compile_fails(good_net, tmp_path, str(tdir / "odd.yaml"), what, target="x86-64",
+                   env={"XNORGEN_TARGETS": str(tdir)})
+
+
 def test_run_with_wrong_input_shape(good_net, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 6, 7), np.float32))
     r = xnorgen_cli("run", good_net, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")

@@ -88,10 +88,24 @@ def all_targets() -> dict[str, Target]:
         try:
             d = yaml.safe_load(f.read_text())
             d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags", "run")}}
+            _check_ports(d.get("ports") or {})
             out[d["name"]] = Target(**d)
         except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
             raise XnorgenError(str(f), f"invalid target description: {e}") from None
     return out
+
+
+def _check_ports(ports: dict) -> None:
+    """A `ports` table the simulator can use: issue_width > 0 and resources of units > 0, each
+    mapping operation classes to cycles (KeyError / TypeError name what is wrong)."""
+    if not ports:
+        return
+    if not isinstance(ports.get("issue_width"), (int, float)) or ports["issue_width"] <= 0:
+        raise TypeError("ports: issue_width must be a positive number")
+    for name, r in (ports.get("resources") or {}).items():
+        if not isinstance(r, dict) or not isinstance(r.get("units"), (int, float)) or r["units"] <= 0 \
+                or not isinstance(r.get("ops"), dict):
+            raise TypeError(f"ports: resource {name!r} needs units > 0 and ops {{class: cycles}}")
 
 
 def _cpu_flags() -> set[str]:
