@@ -97,11 +97,12 @@ def pool(lp, target, consts, x, run: bool):
     c, h, w = lp.in_shapes[0]
     _, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
-    rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
-    if simd_kind(target) == "avx512" and pool_interior(lp) >= 16:
-        counts = pool_vector_counts(lp, target)
+    cols, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
+    if simd_kind(target) == "avx512" and interior.sum() >= 16:
+        counts = pool_vector_counts(lp, target, cols, interior)
     else:
+        taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
+        rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
         counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho + c * ho * wo) + loop(c * ho * wo)
         counts += scaled(POOL_TAP, c * taps) + scaled({"store": 1, "addr": 1}, c * ho * wo)
         if tuple(layer.padding) != (0, 0):          # runtime tap bounds: the ky/kx loops stay loops
@@ -122,28 +123,20 @@ def pool(lp, target, consts, x, run: bool):
     return (acc / F32(kh * kw) if layer.type == "avgpool" else acc), counts
 
 
-def pool_interior(lp) -> int:
-    """Output columns of a pool with every tap in bounds along x (the rows xg_pool_rows gets)."""
-    layer = lp.layer
-    _, ho, wo = lp.out_shape
-    return int(axis_runs(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1], wo)[1].sum())
-
-
-def pool_vector_counts(lp, target) -> Counter:
+def pool_vector_counts(lp, target, cols, interior) -> Counter:
     """kernel_pool.c.j2 through the AVX-512 xg_pool_rows (rows of 16 outputs or more; shorter
     ones take the portable loop): a row's interior columns [OX0, OX1) in vectors of 16 outputs
     (the last one masked), each kept in a register over the window: per
     in-bounds (ky, kx) and vector, its inputs (stride 1: a load; 2: two loads and a permute; else
     a gather, counted as 16 loads) and one max or add; per vector a store (and a divide for an
     average); the border columns one output at a time. Elsewhere the portable xg_pool_rows is
-    counted per tap (pool's recipe in `pool`)."""
+    counted per tap (pool's recipe in `pool`). cols, interior: sim.kernels_conv.axis_runs along x."""
     layer = lp.layer
-    c, h, w = lp.in_shapes[0]
+    c, h, _ = lp.in_shapes[0]
     _, ho, wo = lp.out_shape
     kh, kw = layer.kernel
     sw = layer.stride[1]
     rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)     # in-bounds (oy, ky) pairs
-    cols, interior = axis_runs(w, kw, sw, layer.padding[1], wo)
     n_int = int(interior.sum())
     nv = -(-n_int // float_vector_lanes(target))
     border_taps = int(cols[~interior].sum())

@@ -39,6 +39,7 @@ class LayerResult:
     counts: Counter
     cycles: float
     instructions: int
+    bound: str | None = None          # the busiest resource under the port model
 
 
 @dataclass
@@ -115,7 +116,9 @@ def run_plan(plan: Plan, x=None) -> Run:
 
     def record(name, ident, typ, mode, counts):
         counts = lower_popcount(+counts, t)
-        result.layers.append(LayerResult(name, ident, typ, mode, counts, cycles(counts, t), instructions(counts)))
+        cyc, busiest = cycles(counts, t)
+        result.layers.append(LayerResult(name, ident, typ, mode, counts, cyc, instructions(counts),
+                                         busiest if counts else None))
 
     for lp in plan.layers:
         layer = lp.layer

@@ -90,14 +90,10 @@ def cost_of(cls: str, costs: dict, lanes: int = 1) -> float:
     return DEFAULT_COSTS.get(cls, 1.0)
 
 
-def cycles(counts: Counter, target) -> float:
-    """The target's model: port_cycles where it describes its ports, else sum_cycles."""
-    return port_cycles(counts, target.ports)[0] if target.ports else sum_cycles(counts, target)
-
-
-def bound(counts: Counter, target) -> str | None:
-    """The resource that sets a kernel's cycles under the port model (None: the sum model)."""
-    return port_cycles(counts, target.ports)[1] if target.ports else None
+def cycles(counts: Counter, target) -> tuple[float, str | None]:
+    """The target's model: (cycles, busiest resource) by port_cycles where it describes its ports,
+    else (sum_cycles, None)."""
+    return port_cycles(counts, target.ports) if target.ports else (sum_cycles(counts, target), None)
 
 
 def sum_cycles(counts: Counter, target) -> float:

@@ -5,7 +5,7 @@ from xnorgen.errors import XnorgenError
 
 from .machine import run_plan
 from .memory import memory_report
-from .ops import bound, cost_of, word_lanes
+from .ops import cost_of, word_lanes
 from .paper import network_model, sweep_channels, sweep_kernel
 
 REPORTS = ("speedup", "cycles", "memory")
@@ -26,11 +26,10 @@ def cycles_report(plan, x=None) -> dict:
     t = plan.target
     per_us = t.clock_ghz * 1e3
 
-    def row(name, ident, typ, mode, counts, cyc, instr):
+    def row(name, ident, typ, mode, counts, cyc, instr, busiest=None):
         return {"layer": name, "c_name": ident, "type": typ, "mode": mode, "ops": dict(sorted(counts.items())),
-                "instructions": instr, "cycles": round(cyc), "microseconds": cyc / per_us,
-                "bound": bound(counts, t) if name is not None and counts else None}
-    layers = [row(r.name, r.ident, r.type, r.mode, r.counts, r.cycles, r.instructions) for r in run.layers]
+                "instructions": instr, "cycles": round(cyc), "microseconds": cyc / per_us, "bound": busiest}
+    layers = [row(r.name, r.ident, r.type, r.mode, r.counts, r.cycles, r.instructions, r.bound) for r in run.layers]
     total = row(None, None, None, None, run.total_counts, run.total_cycles, sum(r.instructions for r in run.layers))
     for k in ("layer", "c_name", "type", "mode", "bound"):
         total.pop(k)
