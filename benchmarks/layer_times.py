@@ -1,12 +1,13 @@
 """Per-kernel times of a compiled network: a C harness times each call of the generated driver.
 
-    python benchmarks/layer_times.py NET.yaml [--target host] [--reps 200] [--cold-mib 0]
+    python benchmarks/layer_times.py NET.yaml [--target host] [--reps 200] [--cold-mib 0 [--cold-read]]
 
 The network's driver (<name>_infer) is a straight list of kernel calls; this script compiles the
 generated C with a harness that makes the same calls in the same order on the same arena and
 times each one (median over reps, clock_gettime), so the table shows where a network's time
 goes without Python in the way. --cold-mib N writes an N MiB buffer before every round, which
-evicts the input, output and arena from the inner caches as an interleaved benchmark does.
+evicts the input, output and arena from the inner caches as an interleaved benchmark does
+(--cold-read reads it instead, which leaves the caches clean: no dirty lines to write back).
 A description without weights gets seeded random ones (shapes are what matter for time).
 """
 from __future__ import annotations
@@ -47,16 +48,17 @@ int main(void)
     for (int i = 0; i < {prefix}_INPUT_SIZE; ++i)
         input[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     if (junk) memset(junk, 1, junk_n);
+    volatile unsigned sink = 0;
     for (int r = -3; r < REPS; ++r) {{
         double t0, t1;
-        if (junk) for (size_t i = 0; i < junk_n; i += 64) junk[i]++;
+        if (junk) for (size_t i = 0; i < junk_n; i += 64) {touch};
 {calls}
     }}
     for (int i = 0; i < N; ++i) {{
         qsort(t[i], REPS, sizeof(double), xg_cmp);
         printf("%s\t%.6f\n", names[i], t[i][REPS / 2] * 1e3);
     }}
-    return (int)output[0] & 0;
+    return ((int)output[0] + (int)sink) & 0;
 }}
 """
 
@@ -68,7 +70,8 @@ def driver_calls(c_source: str, name: str) -> list[str]:
     return [line.strip() for line in body.splitlines() if line.strip()]
 
 
-def layer_times(net, target, reps: int = 200, cold_mib: int = 0) -> list[tuple[str, float]]:
+def layer_times(net, target, reps: int = 200, cold_mib: int = 0,
+                cold_read: bool = False) -> list[tuple[str, float]]:
     """[(kernel function, median ms)] for each call of the driver, in call order."""
     t = resolve(target) if isinstance(target, str) else target
     from xnorgen.compiler import compile_network, write_directory
@@ -84,6 +87,7 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0) -> list[tuple[s
                           for i, c in enumerate(calls))
         (d / "harness.c").write_text(HARNESS.format(
             name=name, prefix=name.upper(), reps=reps, n=len(calls), cold_mib=cold_mib, calls=timed,
+            touch="sink += junk[i]" if cold_read else "junk[i]++",
             names=", ".join(f'"{f}"' for f in fns)))
         exe = d / "harness"
         # the harness includes the network's C: built with the target's own flags, its -std too
@@ -112,13 +116,15 @@ def main(argv=None) -> int:
     ap.add_argument("net", type=Path)
     ap.add_argument("--target", default="host")
     ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--cold-mib", type=int, default=0)
+    ap.add_argument("--cold-mib", type=int, default=0, help="MiB written before every round")
+    ap.add_argument("--cold-read", action="store_true", help="read the --cold-mib buffer instead of writing it")
     args = ap.parse_args(argv)
     net = load_with_weights(args.net)
-    rows = layer_times(net, args.target, args.reps, args.cold_mib)
+    rows = layer_times(net, args.target, args.reps, args.cold_mib, args.cold_read)
     total = sum(ms for _, ms in rows)
+    verb = "read" if args.cold_read else "written"
     print(f"{net.name} on {resolve(args.target).name}: medians of {args.reps} rounds"
-          f"{f', {args.cold_mib} MiB written between rounds' if args.cold_mib else ''}\n")
+          f"{f', {args.cold_mib} MiB {verb} between rounds' if args.cold_mib else ''}\n")
     print("| kernel | ms | share |\n| --- | --- | --- |")
     for fn, ms in rows:
         print(f"| {fn} | {ms:.4f} | {100 * ms / total:.1f}% |")
