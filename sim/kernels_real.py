@@ -14,15 +14,18 @@ import numpy as np
 
 from .kernels_conv import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock
 from .loops import tap_mask, valid_taps
-from .ops import float_lanes, float_vector_lanes, loop, scaled
+from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
 
 
 def _flip(target, ffb: int, fv: int) -> dict:
     """bwn: the sign-flip vector of one mask, ((m >> lane) & 1) << 31: SSE2 has no per-lane
     variable shift, so gcc does it lane by lane; AVX2/AVX-512/NEON: broadcast, vpsrlvd, and,
-    shift; no float SIMD: per lane."""
+    shift (AVX2's two-vector blocks: one broadcast, then a shift and an and per vector); no float
+    SIMD: per lane."""
     if _sse2_only(target):
         return {"shift": 4, "logic": 4, "vlogic": 8}
+    if simd_kind(target) == "avx2" and fv == 2:
+        return {"vlogic": 1 + 2 * fv}    # popcount_avx2's own window: one broadcast, vpsllvd and and per half
     if float_lanes(target) > 1:
         return {"vlogic": 4 * fv}
     return {"shift": 2 * ffb, "logic": ffb}

@@ -147,6 +147,18 @@ def test_target_with_a_bad_ports_table(good_net, tmp_path, ports, what):
                    env={"XNORGEN_TARGETS": str(tdir)})
 
 
+@pytest.mark.parametrize("value", [6, -4, "16"])
+def test_target_with_a_bad_float_block(good_net, tmp_path, value):
+    tdir = tmp_path / "targets"
+    tdir.mkdir()
+    from xnorgen.target import target_dirs
+    spec = yaml.safe_load((target_dirs()[0] / "x86-64.yaml").read_text())
+    spec.update(name="odd", float_block=value)
+    (tdir / "odd.yaml").write_text(yaml.safe_dump(spec))
+    _compile_fails(good_net, tmp_path, str(tdir / "odd.yaml"), "float_block", target="x86-64",
+                   env={"XNORGEN_TARGETS": str(tdir)})
+
+
 def test_run_with_wrong_input_shape(good_net, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 6, 7), np.float32))
     r = xnorgen_cli("run", good_net, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")

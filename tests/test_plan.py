@@ -80,3 +80,14 @@ def test_manifest_records_the_plan(tmp_path):
     assert conv["predicted"]["cycles"] > 0
     assert m["predicted_cycles"] == sum(lay["predicted"]["cycles"] for lay in m["layers"])
     assert conv["weight_bytes"]["packed"] < conv["weight_bytes"]["float32"]
+
+
+@pytest.mark.parametrize("target, ffb, pb", [("x86-64", 4, 8), ("x86-64-avx2", 16, 4), ("x86-64-avx512", 16, 8)])
+def test_float_blocks_keep_eight_accumulator_vectors(tmp_path, target, ffb, pb):
+    """A float conv's filter block (target float_block, else one vector) times its pixel block
+    stays at 8 accumulator vectors: AVX2's two-vector blocks take 4 pixels, one-vector blocks 8.
+    (Stride 3: no pixel lanes on avx512.)"""
+    layer = {"name": "conv", "type": "conv2d", "filters": 20, "kernel": 3, "padding": 1, "stride": 3}
+    net = xnorgen.load(write_net(tmp_path, "fp", (3, 12, 60), [layer], np.random.default_rng(0)))
+    tiling = plan_network(net, resolve(target)).layers[0].tiling
+    assert (tiling["filter_block"], tiling["pixel_block"]) == (ffb, pb)

@@ -18,8 +18,8 @@ from .naming import unique_c_idents
 from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
-from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_filter_block, float_pixel_lanes,
-                     interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile,
+from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_block_vectors, float_filter_block,
+                     float_pixel_lanes, interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile,
                      stream_prefetch, next_block_prefetch)
 
 ALIGN = 64
@@ -245,7 +245,7 @@ def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
     ox0, ox1 = _interior(layer, lp)
     wo = lp.out_shape[2]
     px = float_pixel_lanes(target, layer, wo)
-    pb = 0 if px else pixel_block(ox0, ox1)
+    pb = 0 if px else pixel_block(ox0, ox1, float_block_vectors(target))
     padded = padded_input(layer, lp.in_shapes[0]) if px else None
     if padded:                  # every column reads the padded copy in place
         ox0, ox1 = 0, wo

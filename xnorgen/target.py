@@ -42,6 +42,10 @@ class Target:
     hosted: bool = True
     # Filters per register block of the binary kernels; 0: one vector of words (at least 4).
     filter_block: int = 0
+    # Filters per block of the float/bwn convs and dense layers; 0: one vector of float32 lanes
+    # (at least 4). Two vectors give each broadcast input twice the FMAs (tiling.pixel_block then
+    # halves the pixels, to keep the accumulators in registers).
+    float_block: int = 0
     # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
     # rounding), through the ISA template's XG_VFMA where it defines one.
     fma: bool = False
@@ -89,6 +93,7 @@ def all_targets() -> dict[str, Target]:
             d = yaml.safe_load(f.read_text())
             d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags", "run")}}
             _check_ports(d.get("ports") or {})
+            _check_float_block(d.get("float_block", 0))
             out[d["name"]] = Target(**d)
         except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
             raise XnorgenError(str(f), f"invalid target description: {e}") from None
@@ -106,6 +111,12 @@ def _check_ports(ports: dict) -> None:
         if not isinstance(r, dict) or not isinstance(r.get("units"), (int, float)) or r["units"] <= 0 \
                 or not isinstance(r.get("ops"), dict):
             raise TypeError(f"ports: resource {name!r} needs units > 0 and ops {{class: cycles}}")
+
+
+def _check_float_block(ffb) -> None:
+    """float_block: 0 (one vector) or a positive multiple of 4 filters (the weights' lanes)."""
+    if not isinstance(ffb, int) or ffb < 0 or ffb % 4:
+        raise TypeError(f"float_block must be 0 or a positive multiple of 4, not {ffb!r}")
 
 
 def _cpu_flags() -> set[str]:

@@ -46,10 +46,16 @@ def column_runs(width: int, kw: int, sw: int, pw: int, cols) -> list[list[int]]:
     return [list(k) for k, _ in sorted(seen.items(), key=lambda kv: -kv[1])]
 
 
-def pixel_block(ox0: int, ox1: int) -> int:
-    """Interior outputs computed together by float/bwn convs: 8 (hides the add latency), or 4 on
-    narrow images; 0 when fewer than 4 interior columns exist."""
-    return next((pb for pb in (8, 4) if ox1 - ox0 >= pb), 0)
+def float_block_vectors(target: Target) -> int:
+    """Vector registers one float filter block takes (2 for AVX2's 16-filter blocks)."""
+    return max(1, float_filter_block(target) * 32 // max(128, target.vector_bits))
+
+
+def pixel_block(ox0: int, ox1: int, vectors: int = 1) -> int:
+    """Interior outputs computed together by float/bwn convs: 8 accumulator vectors (they hide the
+    add latency and leave registers for the weights), so 8 outputs of a one-vector filter block
+    or 4 of a two-vector one; fewer on narrow images; 0 when fewer than 4 columns exist."""
+    return next((pb for pb in (8, 4) if pb * vectors <= 8 and ox1 - ox0 >= pb), 0)
 
 
 def pixel_lanes(target: Target, layer: Conv2d, wpp: int, ox0: int, ox1: int) -> int:
@@ -98,8 +104,9 @@ def next_block_prefetch(target: Target, lanes: int, weight_bytes_per_block: int,
 
 
 def float_filter_block(target: Target) -> int:
-    """Filters computed together per input float: one vector of float32 lanes (at least 4: SSE2, NEON)."""
-    return max(4, target.vector_bits // 32)
+    """Filters computed together per input float: target.float_block, else one vector of float32
+    lanes (at least 4: SSE2, NEON)."""
+    return target.float_block or max(4, target.vector_bits // 32)
 
 
 def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], list[int]]:
