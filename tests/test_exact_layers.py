@@ -74,15 +74,18 @@ LANE_CASES = [
 
 
 def _target_with(kind, field, value=16):
-    """The host target if it has `field` (a kernel-shape option, e.g. pixel_lanes) on, else skip;
-    kind "portable": its portable C hooks on any machine, x86-64 with the option set to value."""
+    """The target named kind ("host" or a name) if it runs here and has `field` (a kernel-shape
+    option, e.g. pixel_lanes) on, else skip; kind "portable": its portable C hooks on any
+    machine, x86-64 with the option set to value."""
     import dataclasses
-    from xnorgen.target import resolve
+    from xnorgen.target import resolve, runs_here
     if kind == "portable":
         return dataclasses.replace(resolve("x86-64"), **{field: value})
-    t = resolve("host")
+    t = resolve(kind)
+    if not runs_here(t):
+        pytest.skip(f"{t.name} does not run on this machine")
     if not getattr(t, field):
-        pytest.skip(f"host target {t.name} has no {field}")
+        pytest.skip(f"target {t.name} has no {field}")
     return t
 
 
@@ -106,7 +109,7 @@ def _tile_target(kind):
     return _target_with(kind, "store_tile")
 
 
-@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("kind", ["host", "x86-64-avx2", "portable"])
 @pytest.mark.parametrize("option,case", [("pixel_lanes", c) for c in LANE_CASES] + [("store_tile", c) for c in TILE_CASES],
                          ids=lambda v: f"c{v[0]}_{v[1]}x{v[2]}_f{v[3]}" if isinstance(v, tuple) else v)
 def test_xnor_conv_kernel_path_exact(tmp_path, option, case, kind):
@@ -147,7 +150,7 @@ def test_xnor_conv_next_block_prefetch_exact(tmp_path, case, kind):
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
 
 
-@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("kind", ["host", "x86-64-avx2", "portable"])
 def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
     """A folded residual add goes through the tile store too (v + res per output): equal bit for
     bit to the simulator's float32 model, scaled (alpha, K, bias) on."""
@@ -163,7 +166,7 @@ def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
     assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
 
 
-@pytest.mark.parametrize("kind", ["host", "portable"])
+@pytest.mark.parametrize("kind", ["host", "x86-64-avx2", "portable"])
 @pytest.mark.parametrize("f", [20, 32])
 def test_xnor_conv_tile_into_fused_binarize_is_bit_exact(tmp_path, kind, f):
     """An xnor conv whose epilogue binarizes for the next xnor conv (batchnorm + sign, and A for
