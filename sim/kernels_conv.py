@@ -74,8 +74,9 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         groups = max(1, fb // lanes)
         vec = {"vbcast": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}   # the input word broadcast
         if kind == "avx2":
-            vec = dict(vec, vlogic=5)                                     # nibble-table popcount
-        per_word = scaled(vec, groups)
+            # nibble-table popcount; up to four groups share one pass, so one broadcast per pass
+            vec = dict(vec, vlogic=5, vbcast=0)
+        per_word = scaled(vec, groups) + Counter(vbcast=-(-groups // 4) if kind == "avx2" else 0)
         per_call = scaled({"vload": 1, "vadd": 2, "store": 1, "vlogic": 2}, groups)
         over = loop(-(-words // 2))                                         # unrolled by two
     if kind == "scalar" and run_const * fb > 16:
@@ -362,11 +363,15 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
         if st.needs_amap:
             a_rows = scaled({"vlogic": 1}, nb * ho * pix) if vec_epi and tp else scaled(EPI_A, f * ho * wo)
             counts += a_rows + loop(2 * ho * wo) + scaled({"store": 1, "load": 1, "fdiv": 1}, ho * wo)
-    if tp:                     # a tile row per pixel, then per tile a 16x16 transpose (64 shuffles) and
-        tiles = nb * -(-ho * wo // tp)                  # a store per filter, or A added per filter
-        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": tp, "vshuffle": 4 * fb}, tiles)
+    if tp:                     # a tile row per pixel, then per tile its transpose in L x L blocks of
+        # L float lanes (AVX-512: one 16x16, 64 shuffles; AVX2: four 8x8, 24 shuffles each) and a
+        # store per filter and block, or A added per filter
+        tiles, lanes_f = nb * -(-ho * wo // tp), float_vector_lanes(target)
+        blocks = max(1, tp // lanes_f) * max(1, fb // lanes_f)
+        shuffles = (4 if lanes_f >= 16 else 3) * lanes_f
+        counts += scaled({"store": 1}, nb * ho * wo) + scaled({"vload": lanes_f, "vshuffle": shuffles}, tiles * blocks)
         if out_stage is None:              # (Counter subtraction drops what falls to 0 or below)
-            counts += scaled({"store": fb}, tiles)
+            counts += scaled({"store": lanes_f}, tiles * blocks)
             if not vec_epi:
                 counts -= scaled({"store": 1}, outs)              # no scattered stores
         else:
