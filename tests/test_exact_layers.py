@@ -109,8 +109,13 @@ def _tile_target(kind):
     return _target_with(kind, "store_tile")
 
 
-@pytest.mark.parametrize("kind", ["host", "x86-64-avx2", "portable"])
-@pytest.mark.parametrize("option,case", [("pixel_lanes", c) for c in LANE_CASES] + [("store_tile", c) for c in TILE_CASES],
+# (kind, option): the host's ISA hooks and their portable C; avx2 has its own tile store.
+KERNEL_PATHS = [(k, "pixel_lanes") for k in ("host", "portable")] + \
+    [(k, "store_tile") for k in ("host", "x86-64-avx2", "portable")]
+
+
+@pytest.mark.parametrize("kind,option,case", [(k, o, c) for k, o in KERNEL_PATHS
+                                              for c in (LANE_CASES if o == "pixel_lanes" else TILE_CASES)],
                          ids=lambda v: f"c{v[0]}_{v[1]}x{v[2]}_f{v[3]}" if isinstance(v, tuple) else v)
 def test_xnor_conv_kernel_path_exact(tmp_path, option, case, kind):
     """The ISA hooks (host) and their portable C of one kernel path, where the plan takes it:
