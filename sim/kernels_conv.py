@@ -74,9 +74,10 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         groups = max(1, fb // lanes)
         vec = {"vbcast": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}   # the input word broadcast
         if kind == "avx2":
-            # nibble-table popcount; up to four groups share one pass, so one broadcast per pass
-            vec = dict(vec, vlogic=5, vbcast=0)
-        per_word = scaled(vec, groups) + Counter(vbcast=-(-groups // 4) if kind == "avx2" else 0)
+            vec = dict(vec, vlogic=5)                                     # nibble-table popcount
+        per_word = scaled(vec, groups)
+        if kind == "avx2":                     # up to four groups share a pass, and its broadcast
+            per_word["vbcast"] = -(-groups // 4)
         per_call = scaled({"vload": 1, "vadd": 2, "store": 1, "vlogic": 2}, groups)
         over = loop(-(-words // 2))                                         # unrolled by two
     if kind == "scalar" and run_const * fb > 16:

@@ -70,6 +70,19 @@ def test_float_and_bwn_conv_bit_exact_with_simulator(tmp_path, target, mode, sha
     assert np.array_equal(xnorgen.build(net, target=t)(x), want.reshape(net.output_shape))
 
 
+@pytest.mark.parametrize("mode", ["float", "bwn"])
+def test_avx2_two_vector_blocks_without_fma_bit_exact(tmp_path, mode):
+    """popcount_avx2's 16-filter windows on a target without FMA (a multiply, then an add):
+    C == simulator bit for bit, as on the shipped target with FMA (the test above)."""
+    t = dataclasses.replace(_target("x86-64-avx2"), fma=False)
+    layer = {"name": "conv", "type": "conv2d", "mode": mode, "filters": 20, "kernel": [3, 5], "stride": 2,
+             "padding": 2, "bias": True}
+    net = xnorgen.load(write_net(tmp_path, "nf", (5, 17, 40), [layer], np.random.default_rng(4)))
+    x = np.random.default_rng(5).standard_normal(net.input_shape).astype(np.float32)
+    want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want.reshape(net.output_shape))
+
+
 @pytest.mark.parametrize("target", X86)
 @pytest.mark.parametrize("op", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("geom", [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 3, 0)], ids=lambda g: "k{}_s{}_p{}".format(*g))
