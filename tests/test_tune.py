@@ -21,8 +21,9 @@ LAYERS = [{"name": "c1", "type": "conv2d", "mode": "xnor", "filters": 24, "kerne
 def test_candidates_keep_knobs_a_target_leaves_off():
     t = resolve("x86-64")
     assert candidate_values(t, "pixel_lanes") == [0] and candidate_values(t, "stream_prefetch") == [0]
-    wide = replace(t, pixel_lanes=16, stream_prefetch=4096, block_prefetch=2, filter_block=16)
-    assert candidate_values(wide, "pixel_lanes") == [0, 16]
+    assert candidate_values(t, "float_block") == [0]
+    wide = replace(t, pixel_lanes=16, stream_prefetch=4096, block_prefetch=2, filter_block=16, float_block=8)
+    assert candidate_values(wide, "pixel_lanes") == [0, 16] and candidate_values(wide, "float_block") == [0, 8]
     assert candidate_values(wide, "stream_prefetch") == [0, 2048, 4096, 8192]
     assert candidate_values(wide, "filter_block") == [8, 16, 32]
     assert candidate_values(wide, "block_prefetch") == [0, 1, 2, 4]

@@ -292,7 +292,7 @@ def sum_of_buffers(plan: Plan) -> int:
 
 #: The target's kernel-shape knobs (docs/targets.md), recorded in the manifest as the plan used
 #: them (`xnorgen tune` chooses them per network).
-TARGET_KNOBS = ("filter_block", "pixel_lanes", "store_tile", "block_prefetch", "stream_prefetch")
+TARGET_KNOBS = ("filter_block", "float_block", "pixel_lanes", "store_tile", "block_prefetch", "stream_prefetch")
 
 
 def manifest(plan: Plan) -> dict:
