@@ -31,6 +31,20 @@ def _flip(target, ffb: int, fv: int) -> dict:
     return {"shift": 2 * ffb, "logic": ffb}
 
 
+def _bwn_taps(target, ffb: int, fv: int, taps: int, outs: int) -> Counter:
+    """bwn windows: per tap the mask's flip vector; with FMA it is made +1.0 / -1.0 (an or) and
+    each of the tap's outputs takes a broadcast input and one multiply-add per vector; without,
+    each output adds its input with the sign flipped (an xor and an add per vector)."""
+    sse2 = _sse2_only(target)
+    per_tap, per_out = Counter(_flip(target, ffb, fv)), Counter(load=1, vlogic=1 if sse2 else 0)
+    if target.fma:
+        per_tap["vlogic"] += fv
+        per_out += _macc(target, fv)
+    else:
+        per_out += Counter(vlogic=fv, vfadd=fv)
+    return scaled(per_tap, taps) + scaled(per_out, taps * outs)
+
+
 def _macc(target, n: int) -> Counter:
     """n vector multiply-accumulates: one fused multiply-add each on FMA targets (XG_VFMA), else a
     multiply and an add."""
@@ -46,8 +60,7 @@ def real_block_counts(target, ffb: int, bwn: bool, calls: int, taps_const: int, 
     taps = taps_const + taps_var
     counts = scaled(CALL, calls) + scaled({"vload": fv, "store": fv}, calls) + loop(taps_var)
     if bwn:
-        counts += scaled(_flip(target, ffb, fv), taps) \
-            + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps)
+        counts += _bwn_taps(target, ffb, fv, taps, 1)
     else:
         counts += scaled(Counter(vload=fv, load=1, vlogic=1 if sse2 else 0) + _macc(target, fv), taps)
     return counts
@@ -88,7 +101,7 @@ def real_conv_counts(lp, target) -> Counter:
         + scaled({"addr": 2}, ng * c) + scaled(CALL, calls_g)
     taps_g = calls_g * kw
     if bwn:
-        counts += scaled(_flip(target, ffb, fv), taps_g) + scaled({"load": 1, "vlogic": (1 if sse2 else 0) + fv, "vfadd": fv}, taps_g * pb)
+        counts += _bwn_taps(target, ffb, fv, taps_g, pb)
     else:
         counts += scaled({"vload": fv, "vlogic": 4 if sse2 else 0}, taps_g) \
             + scaled(Counter(load=1) + _macc(target, fv), taps_g * pb)
