@@ -9,6 +9,7 @@ C. Returns (output or None, Counter of operations) like kernels_conv.
 from __future__ import annotations
 
 from collections import Counter
+from math import prod
 
 import numpy as np
 
@@ -76,8 +77,9 @@ def real_conv_counts(lp, target) -> Counter:
     XG_PB: per (channel, ky) one xg_*_block_px call over KW taps] + [other columns one at a time:
     per (channel, ky) one xg_*_block call over the in-bounds taps]. One float vector instruction
     covers XG_FFB lanes (several on narrower SIMD, one per lane without SIMD)."""
+    expand = expand_counts(lp, target)
     if lp.tiling.get("pixel_lanes"):
-        return real_lanes_counts(lp, target)
+        return real_lanes_counts(lp, target) + expand
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
@@ -85,7 +87,7 @@ def real_conv_counts(lp, target) -> Counter:
     nb, ffb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
     fv = max(1, ffb // float_vector_lanes(target))           # vector instructions per block of lanes
     sse2 = _sse2_only(target)
-    bwn = layer.mode == "bwn"
+    bwn = layer.mode == "bwn" and not expand        # expanded masks: the float kernels
     pb = lp.tiling["pixel_block"]
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
     # interior columns in groups of pb (the plan's decision; float/bwn always zero-pad)
@@ -125,7 +127,18 @@ def real_conv_counts(lp, target) -> Counter:
     outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
     counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
-    return counts
+    return counts + expand
+
+
+def expand_counts(lp, target) -> Counter:
+    """A bwn conv with tiling bwn_expand: per filter block, each of the C*KH*KW masks loaded and
+    turned into XG_FFB floats of +1.0 / -1.0 (gcc vectorizes over the filters: a broadcast, a
+    shift, an and, a compare or blend per vector) and stored. Nothing otherwise."""
+    if not lp.tiling.get("bwn_expand"):
+        return Counter()
+    fv = max(1, lp.tiling["filter_block"] // float_vector_lanes(target))
+    n = lp.tiling["filter_blocks"] * lp.in_shapes[0][0] * prod(lp.layer.kernel)
+    return scaled({"load": 1, "vlogic": 4 * fv, "store": fv}, n) + loop(n)
 
 
 def real_lanes_counts(lp, target) -> Counter:

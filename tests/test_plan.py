@@ -91,3 +91,17 @@ def test_float_blocks_keep_eight_accumulator_vectors(tmp_path, target, ffb, pb):
     net = xnorgen.load(write_net(tmp_path, "fp", (3, 12, 60), [layer], np.random.default_rng(0)))
     tiling = plan_network(net, resolve(target)).layers[0].tiling
     assert (tiling["filter_block"], tiling["pixel_block"]) == (ffb, pb)
+
+
+@pytest.mark.parametrize("hw, expanded", [((16, 8), True), ((10, 12), False)])
+def test_bwn_masks_expand_only_on_maps_that_repay_it(tmp_path, hw, expanded):
+    """target.bwn_expand applies from MIN_EXPAND_PIXELS (128) outputs per filter; the expansion
+    buffer (one block of +-1.0 floats) is planned in the arena only then."""
+    import dataclasses
+    from xnorgen.tiling import MIN_EXPAND_PIXELS
+    t = dataclasses.replace(resolve("x86-64"), bwn_expand=True)
+    layer = {"name": "conv", "type": "conv2d", "mode": "bwn", "filters": 8, "kernel": 3, "padding": 1}
+    net = xnorgen.load(write_net(tmp_path, "bw", (5, *hw), [layer], np.random.default_rng(1)))
+    lp = plan_network(net, t).layers[0]
+    assert (hw[0] * hw[1] >= MIN_EXPAND_PIXELS) == expanded
+    assert bool(lp.tiling.get("bwn_expand")) == expanded == ("bwn_weights" in lp.scratch)

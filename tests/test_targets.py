@@ -84,6 +84,23 @@ def test_avx2_two_vector_blocks_without_fma_bit_exact(tmp_path, mode):
 
 
 @pytest.mark.parametrize("target", X86)
+def test_bwn_conv_with_expanded_masks_bit_exact(tmp_path, target):
+    """target.bwn_expand: each filter block's sign masks expanded into +-1.0 floats in an arena
+    buffer, then the float kernels (windows, single columns, pixel lanes where the target has
+    them): C == simulator bit for bit, with and without FMA (x86-64 has none)."""
+    from xnorgen.plan import plan_network
+    t = dataclasses.replace(_target(target), bwn_expand=True)
+    layer = {"name": "conv", "type": "conv2d", "mode": "bwn", "filters": 21, "kernel": [3, 2], "stride": 1,
+             "padding": [1, 0], "bias": True}
+    net = xnorgen.load(write_net(tmp_path, "bx", (6, 11, 37), [layer], np.random.default_rng(9)))
+    lp = plan_network(net, t).layers[0]
+    assert lp.tiling["bwn_expand"] and "bwn_weights" in lp.scratch
+    x = np.random.default_rng(10).standard_normal(net.input_shape).astype(np.float32)
+    want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want.reshape(net.output_shape))
+
+
+@pytest.mark.parametrize("target", X86)
 @pytest.mark.parametrize("op", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("geom", [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 3, 0)], ids=lambda g: "k{}_s{}_p{}".format(*g))
 def test_pool_bit_exact_with_simulator(tmp_path, target, op, geom):

@@ -146,6 +146,9 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                               "HALF": (wp + 1) // 2 if lp.tiling["split_columns"] else 0}
                 k.update(H=hp, W=wp, PH=0, PW=0)
                 args.append(_ptr(plan, lp.scratch["padded_input"], False))
+            k["expand"] = bool(lp.tiling.get("bwn_expand"))
+            if k["expand"]:                     # the block's masks as +-1.0 floats
+                args.append(_ptr(plan, lp.scratch["bwn_weights"], False))
     elif isinstance(layer, Dense):
         n = prod(lp.in_shapes[0])
         k.update(template="kernel_dense.c.j2", N=n, U=layer.units, NW=-(-n // plan.target.word_bits),

@@ -18,9 +18,9 @@ from .naming import unique_c_idents
 from .packing import words_for
 from .target import Target
 from .fusion import plan_binarize, plan_epilogues, stage_reads
-from .tiling import (LANE_FILTERS, column_groups, column_runs, filter_block, float_block_vectors, float_filter_block,
-                     float_pixel_lanes, interior_columns, padded_input, pixel_block, pixel_lanes, split_columns, store_tile,
-                     stream_prefetch, next_block_prefetch)
+from .tiling import (LANE_FILTERS, bwn_expand, column_groups, column_runs, filter_block, float_block_vectors,
+                     float_filter_block, float_pixel_lanes, interior_columns, padded_input, pixel_block, pixel_lanes,
+                     split_columns, store_tile, stream_prefetch, next_block_prefetch)
 
 ALIGN = 64
 INPUT, OUTPUT = "@input", "@output"     # storage that is the caller's pointer, not the arena
@@ -211,6 +211,9 @@ def plan_tiling(plan: Plan) -> Plan:
                                            "kx > filter in block (the group's columns in the lanes)")
             if lp.tiling.get("padded_input"):   # the kernel's zero-padded copy of its input
                 _scratch(plan, lp, "padded_input", 4 * prod(lp.tiling["padded_input"]))
+            if conv and bwn_expand(plan.target, layer, lp.out_shape):   # a block's masks as +-1.0
+                lp.tiling["bwn_expand"] = True
+                _scratch(plan, lp, "bwn_weights", 4 * lp.in_shapes[0][0] * prod(layer.kernel) * ffb)
             pool = folded_pool(plan, lp)
             if pool is not None:          # the conv's rows go through a ring the pool reads
                 _scratch(plan, lp, "pool_ring", 4 * pool.kernel[0] * ffb * lp.out_shape[2])
@@ -244,7 +247,7 @@ def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
 def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
     ox0, ox1 = _interior(layer, lp)
     wo = lp.out_shape[2]
-    px = float_pixel_lanes(target, layer, wo)
+    px = float_pixel_lanes(target, layer, wo, bwn_expand(target, layer, lp.out_shape))
     pb = 0 if px else pixel_block(ox0, ox1, float_block_vectors(target))
     padded = padded_input(layer, lp.in_shapes[0]) if px else None
     if padded:                  # every column reads the padded copy in place
@@ -292,7 +295,8 @@ def sum_of_buffers(plan: Plan) -> int:
 
 #: The target's kernel-shape knobs (docs/targets.md), recorded in the manifest as the plan used
 #: them (`xnorgen tune` chooses them per network).
-TARGET_KNOBS = ("filter_block", "float_block", "pixel_lanes", "store_tile", "block_prefetch", "stream_prefetch")
+TARGET_KNOBS = ("filter_block", "float_block", "bwn_expand", "pixel_lanes", "store_tile", "block_prefetch",
+                "stream_prefetch")
 
 
 def manifest(plan: Plan) -> dict:

@@ -46,6 +46,11 @@ class Target:
     # (at least 4). Two vectors give each broadcast input twice the FMAs (tiling.pixel_block then
     # halves the pixels, to keep the accumulators in registers).
     float_block: int = 0
+    # Bwn convs expand a filter block's sign masks into +1.0 / -1.0 floats (an arena buffer of
+    # one block's weights, C*KH*KW*XG_FFB floats) and run the float conv's kernels on them: exact
+    # (x * +-1 is), as fast as a float conv, weights still one bit each in flash. Off: the masks
+    # are read as they are (no RAM for weights: microcontrollers).
+    bwn_expand: bool = False
     # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
     # rounding), through the ISA template's XG_VFMA where it defines one.
     fma: bool = False

@@ -121,12 +121,25 @@ def column_groups(ox0: int, ox1: int, out_w: int, pb: int) -> tuple[list[int], l
     return inner, [g for g in starts if g not in inner]
 
 
-def float_pixel_lanes(target: Target, layer: Conv2d, out_w: int) -> int:
+#: Fewest outputs per filter (HO x WO) for a bwn conv to expand its masks (target.bwn_expand):
+#: each filter block's C*KH*KW masks are expanded on every call, which the outputs must repay.
+#: ab.py on avx512: 28x28 outputs 0.78 of the time; examples/digits_bwn (8x8 and 4x4) 1.07-1.11.
+MIN_EXPAND_PIXELS = 128
+
+
+def bwn_expand(target: Target, layer: Conv2d, out_shape) -> bool:
+    """True if a bwn conv runs on its masks expanded into +-1.0 floats: the target's choice, on
+    outputs of at least MIN_EXPAND_PIXELS pixels."""
+    return bool(target.bwn_expand and layer.mode == "bwn" and out_shape[1] * out_shape[2] >= MIN_EXPAND_PIXELS)
+
+
+def float_pixel_lanes(target: Target, layer: Conv2d, out_w: int, expand: bool = False) -> int:
     """Outputs per vector in a float conv (target.pixel_lanes, filters in blocks of that many too):
-    float mode, stride 1 or 2 along x (one load per tap: stride 2 reads split rows, split_columns)
+    float weights (float mode, or bwn with expand: tiling.bwn_expand), stride 1 or 2 along x (one load per tap: stride 2 reads split rows, split_columns)
     and at least one group of columns; else 0."""
     px = target.pixel_lanes
-    ok = (px and layer.mode == "float" and layer.stride[1] in (1, 2) and out_w >= px
+    float_weights = layer.mode == "float" or expand
+    ok = (px and float_weights and layer.stride[1] in (1, 2) and out_w >= px
           and float_filter_block(target) == px)
     return px if ok else 0
 

@@ -5,8 +5,8 @@ Guarantees: every candidate computes bit-identical outputs to the target's defau
 on a random input; a difference is a bug and raises); the result is a Target with the chosen
 knobs and a `tuned` record of what was measured, which a build carries into manifest.json.
 
-The knobs are target data (targets/*.yaml): filter_block, float_block, pixel_lanes, store_tile,
-block_prefetch, stream_prefetch. The search is one pass of coordinate descent from the
+The knobs are target data (targets/*.yaml): filter_block, float_block, bwn_expand, pixel_lanes,
+store_tile, block_prefetch, stream_prefetch. The search is one pass of coordinate descent from the
 target's values: each knob's candidates are built and called in interleaved rounds together
 with the current best (so a machine whose speed drifts treats them alike), and a candidate
 replaces the best only if its median per-round time ratio is below `keep` (0.97: a 3 % win).
@@ -51,7 +51,7 @@ def candidate_values(target: Target, knob: str) -> list[int]:
     value = getattr(target, knob)
     if not value:
         return [0]
-    if knob in ("float_block", "pixel_lanes", "store_tile"):
+    if knob in ("float_block", "bwn_expand", "pixel_lanes", "store_tile"):
         return [0, value]
     if knob == "block_prefetch":
         return [0, 1, 2, 4]
