@@ -162,7 +162,8 @@ def plan_tiling(plan: Plan) -> Plan:
     """Binary layers: filters (units) in register blocks of filter_block, whose weights are
     interleaved [F/FB][...][FB] so one input word meets FB filter words in one vector; a conv
     sweeps every pixel with one block's weights (kh*kw*words*FB words, a few KiB) held in L1.
-    Float and bwn layers: filters in blocks of one vector of float lanes (float_filter_block).
+    Float and bwn layers: filters in blocks of float lanes (float_filter_block); a bwn conv with
+    tiling bwn_expand gets a scratch block of +-1.0 weights.
     Where the target has pixel_lanes, convs whose geometry fits (tiling.pixel_lanes,
     tiling.float_pixel_lanes) put neighbouring outputs in the lanes instead; every decision,
     with the column ranges and groups the kernels loop over, goes into LayerPlan.tiling."""
