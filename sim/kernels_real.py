@@ -87,7 +87,7 @@ def real_conv_counts(lp, target) -> Counter:
     nb, ffb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
     fv = max(1, ffb // float_vector_lanes(target))           # vector instructions per block of lanes
     sse2 = _sse2_only(target)
-    bwn = layer.mode == "bwn" and not expand        # expanded masks: the float kernels
+    bwn = layer.mode == "bwn" and not lp.tiling.get("bwn_expand")    # expanded masks: the float kernels
     pb = lp.tiling["pixel_block"]
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
     # interior columns in groups of pb (the plan's decision; float/bwn always zero-pad)

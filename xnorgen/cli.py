@@ -208,7 +208,6 @@ def train(net, data, epochs, seed, batch_size, lr, optimizer, learn_alpha, quiet
     click.echo(f"wrote {out}")
 
 
-
 @main.command()
 @click.argument("net", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", default="host", show_default=True, help="a target that runs on this machine")
@@ -219,9 +218,9 @@ def train(net, data, epochs, seed, batch_size, lr, optimizer, learn_alpha, quiet
 def tune(net, target, reps, out_dir):
     """Time the target's kernel knobs on this machine for NET and write the best as a target.
 
-    Each knob (filter_block, pixel_lanes, store_tile, block_prefetch, stream_prefetch) is tried
-    in turn against the best so far, in interleaved rounds; every candidate must give the same
-    output bits. Build with it: XNORGEN_TARGETS=OUT xnorgen compile NET -t <target>-<net>."""
+    Each knob (filter_block, float_block, bwn_expand, pixel_lanes, store_tile, block_prefetch,
+    stream_prefetch) is tried in turn against the best so far, in interleaved rounds; every
+    candidate must give the same output bits. Build with it: XNORGEN_TARGETS=OUT xnorgen compile NET -t <target>-<net>."""
     from .api import load
     from .target import resolve
     from .tune import tune as tune_net

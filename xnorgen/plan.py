@@ -200,9 +200,10 @@ def plan_tiling(plan: Plan) -> Plan:
             lp.packing["weight_layout"] = "[U/FB][words][FB], units past U zero"
         elif isinstance(layer, (Conv2d, Dense)):      # float and bwn: blocks of float lanes
             ffb, conv = float_filter_block(plan.target), isinstance(layer, Conv2d)
+            expand = conv and bwn_expand(plan.target, layer, lp.out_shape)   # a block's masks as +-1.0
             fan_in = "[C][KH][KW]" if conv else "[N]"
             lp.tiling = {"filter_block": ffb, "filter_blocks": -(-(layer.filters if conv else layer.units) // ffb),
-                         **(_pixel_groups(layer, lp, plan.target) if conv else {}),
+                         **(_pixel_groups(layer, lp, plan.target, expand) if conv else {}),
                          "loop_order": "filter block > out row > out col > channel > ky > kx > filter in block"
                          if conv else "unit block > input > unit in block",
                          "weight_layout": f"[F/FB]{fan_in}[FB] floats" if layer.mode == "float"
@@ -212,7 +213,7 @@ def plan_tiling(plan: Plan) -> Plan:
                                            "kx > filter in block (the group's columns in the lanes)")
             if lp.tiling.get("padded_input"):   # the kernel's zero-padded copy of its input
                 _scratch(plan, lp, "padded_input", 4 * prod(lp.tiling["padded_input"]))
-            if conv and bwn_expand(plan.target, layer, lp.out_shape):   # a block's masks as +-1.0
+            if expand:
                 lp.tiling["bwn_expand"] = True
                 _scratch(plan, lp, "bwn_weights", 4 * lp.in_shapes[0][0] * prod(layer.kernel) * ffb)
             pool = folded_pool(plan, lp)
@@ -245,10 +246,10 @@ def _interior(layer: Conv2d, lp: LayerPlan) -> tuple[int, int]:
                             lp.out_shape[2])
 
 
-def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target) -> dict:
+def _pixel_groups(layer: Conv2d, lp: LayerPlan, target: Target, expand: bool) -> dict:
     ox0, ox1 = _interior(layer, lp)
     wo = lp.out_shape[2]
-    px = float_pixel_lanes(target, layer, wo, bwn_expand(target, layer, lp.out_shape))
+    px = float_pixel_lanes(target, layer, wo, expand)
     pb = 0 if px else pixel_block(ox0, ox1, float_block_vectors(target))
     padded = padded_input(layer, lp.in_shapes[0]) if px else None
     if padded:                  # every column reads the padded copy in place

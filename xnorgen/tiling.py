@@ -135,8 +135,9 @@ def bwn_expand(target: Target, layer: Conv2d, out_shape) -> bool:
 
 def float_pixel_lanes(target: Target, layer: Conv2d, out_w: int, expand: bool = False) -> int:
     """Outputs per vector in a float conv (target.pixel_lanes, filters in blocks of that many too):
-    float weights (float mode, or bwn with expand: tiling.bwn_expand), stride 1 or 2 along x (one load per tap: stride 2 reads split rows, split_columns)
-    and at least one group of columns; else 0."""
+    float weights (float mode, or bwn with expand: tiling.bwn_expand), stride 1 or 2 along x (one
+    load per tap: stride 2 reads split rows, split_columns) and at least one group of columns;
+    else 0."""
     px = target.pixel_lanes
     float_weights = layer.mode == "float" or expand
     ok = (px and float_weights and layer.stride[1] in (1, 2) and out_w >= px
