@@ -92,11 +92,16 @@ PACKAGE_DIRS = {"templates": "templates", "targets": "targets", "sim": "sim"}
 
 
 def checkout(rev: str, work: Path) -> Path:
-    """A directory importable as this repository at `rev` (a directory is used as it is)."""
+    """A directory importable as this repository at `rev` (a directory is used as it is, with the
+    package-dir links added: without them the editable install would import this checkout's
+    templates, and the two versions would time the same C)."""
     if Path(rev).is_dir():
-        return Path(rev).resolve()
-    dest = work / f"rev-{len(list(work.iterdir()))}"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(dest), rev], check=True)
+        dest = Path(rev).resolve()
+        if dest == REPO:
+            return dest
+    else:
+        dest = work / f"rev-{len(list(work.iterdir()))}"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(dest), rev], check=True)
     for sub, src in PACKAGE_DIRS.items():
         link = dest / "xnorgen" / sub
         if not link.exists():
