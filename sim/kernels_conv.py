@@ -110,7 +110,8 @@ def stream_counts(target, fb: int, calls: int, words: int) -> Counter:
 def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:
     """kernel_binarize.c.j2: tiles of BINARIZE_TILE (bt) pixels through xg_sign_tile (per word, the channels in
     order), then the last hw % BINARIZE_TILE pixels one at a time. AVX-512: per channel and tile one load,
-    a compare to a mask, two masked ORs and |x| added; elsewhere the portable hook, per element.
+    a compare to a mask, two masked ORs and |x| added; AVX2: the same in two vectors, the bits ORed
+    into 32-bit halves interleaved once per tile; elsewhere the portable hook, per element.
     The tile's A is one chain of dependent adds through the channels (`chain`)."""
     bt = BINARIZE_TILE
     tiles, tail = hw // bt, hw % bt
@@ -121,6 +122,14 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
         per = Counter(vload=1, shift=1, vshuffle=3, vlogic=2) + Counter(vfadd=int(has_a), vlogic=int(has_a), chain=int(has_a))
         per += Counter(vfmul=1, vfadd=2, load=3) if has_bn else Counter()
         counts += scaled(per, tiles * c)
+    elif simd_kind(target) == "avx2" and bt == 16 and target.word_bits == 64:
+        # two vectors of 8 pixels: per channel two loads, two compares (float ports), the channel's
+        # bit broadcast (shift, vmovd + vpbroadcastd), an AND and an OR each; per tile the 32-bit
+        # halves interleaved into words (8 shuffles) and stored (4)
+        per = Counter(vload=2, vfadd=2, vlogic=4, shift=1, vshuffle=2)
+        per += Counter(vlogic=2, vfadd=2, chain=1) if has_a else Counter()
+        per += Counter(vfmul=2, vfadd=4, vbcast=3) if has_bn else Counter()
+        counts += scaled(per, tiles * c) + scaled({"vshuffle": 8, "store": 4}, tiles * wpp)
     else:
         # the portable hook: gcc vectorizes the float part at 128 bits and widens the compare
         # into the words; per element about 5 instructions (+1 for A, +3/4 for a batchnorm)

@@ -98,7 +98,7 @@ def pool(lp, target, consts, x, run: bool):
     _, ho, wo = lp.out_shape
     kh, kw = layer.kernel
     cols, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
-    if simd_kind(target) == "avx512" and interior.sum() >= 16:
+    if simd_kind(target) in ("avx2", "avx512") and interior.sum() >= float_vector_lanes(target):
         counts = pool_vector_counts(lp, target, cols, interior)
     else:
         taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
@@ -124,13 +124,14 @@ def pool(lp, target, consts, x, run: bool):
 
 
 def pool_vector_counts(lp, target, cols, interior) -> Counter:
-    """kernel_pool.c.j2 through the AVX-512 xg_pool_rows (rows of 16 outputs or more; shorter
-    ones take the portable loop): a row's interior columns [OX0, OX1) in vectors of 16 outputs
-    (the last one masked), each kept in a register over the window: per
-    in-bounds (ky, kx) and vector, its inputs (stride 1: a load; 2: two loads and a permute; else
-    a gather, counted as 16 loads) and one max or add; per vector a store (and a divide for an
-    average); the border columns one output at a time. Elsewhere the portable xg_pool_rows is
-    counted per tap (pool's recipe in `pool`). cols, interior: sim.kernels_conv.axis_runs along x."""
+    """kernel_pool.c.j2 through the AVX-512 or AVX2 xg_pool_rows (rows of at least one vector,
+    16 or 8 outputs; shorter ones take the portable loop): a row's interior columns [OX0, OX1) in
+    vectors (the last one masked), each kept in a register over the window: per in-bounds
+    (ky, kx) and vector, its inputs (stride 1: a load; 2: two loads and a permute, on AVX2 two
+    shuffles, the row's last vector's loads masked; else a gather, counted as a load per lane) and one max or add;
+    per vector a store (and a divide for an average); the border columns one output at a time.
+    Elsewhere the portable xg_pool_rows is counted per tap (pool's recipe in `pool`).
+    cols, interior: sim.kernels_conv.axis_runs along x."""
     layer = lp.layer
     c, h, _ = lp.in_shapes[0]
     _, ho, wo = lp.out_shape
@@ -138,12 +139,20 @@ def pool_vector_counts(lp, target, cols, interior) -> Counter:
     sw = layer.stride[1]
     rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)     # in-bounds (oy, ky) pairs
     n_int = int(interior.sum())
-    nv = -(-n_int // float_vector_lanes(target))
+    lanes = float_vector_lanes(target)
+    nv = -(-n_int // lanes)
     border_taps = int(cols[~interior].sum())
-    per_vec_tap = Counter(vload=sw, vshuffle=sw - 1, fmax=1) if sw <= 2 else Counter(load=16, fmax=1)
+    if sw > 2:
+        per_vec_tap = Counter(load=lanes, fmax=1)
+    elif simd_kind(target) == "avx2":
+        per_vec_tap = Counter(vload=sw, vshuffle=2 * (sw - 1), fmax=1)
+    else:
+        per_vec_tap = Counter(vload=sw, vshuffle=sw - 1, fmax=1)
     counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho)
     counts += scaled({"vlogic": 1, "store": 1, "fdiv": int(layer.type == "avgpool")}, c * ho * nv)
     counts += scaled(per_vec_tap, c * rows * kw * nv) + loop(c * rows * kw * nv)
+    if simd_kind(target) == "avx2" and sw == 2:     # the row's last vector: vmaskmovps, a load and a vector uop
+        counts += scaled({"vlogic": 2}, c * rows * kw)
     counts += scaled({"add": 3, "compare": 2, "store": 1, "addr": 1, "fdiv": int(layer.type == "avgpool")},
                      c * ho * (wo - n_int))
     counts += scaled(POOL_TAP, c * rows * border_taps) + loop(c * rows * border_taps)

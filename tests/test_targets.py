@@ -104,7 +104,7 @@ def test_bwn_conv_with_expanded_masks_bit_exact(tmp_path, target):
 @pytest.mark.parametrize("op", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("geom", [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 3, 0)], ids=lambda g: "k{}_s{}_p{}".format(*g))
 def test_pool_bit_exact_with_simulator(tmp_path, target, op, geom):
-    """Rows of 18-40 interior outputs (whole and masked vectors on avx512), strides 1, 2 and 3
+    """Rows of 18-40 interior outputs (whole and masked vectors on avx2 and avx512), strides 1, 2 and 3
     (a gather), with ties, -0.0 and NaN among the inputs: C == simulator bit for bit."""
     t = _target(target)
     k, stride, pad = geom
@@ -117,6 +117,24 @@ def test_pool_bit_exact_with_simulator(tmp_path, target, op, geom):
     want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
     got = xnorgen.build(net, target=t)(x)
     assert np.array_equal(got.view(np.uint32), want.reshape(net.output_shape).view(np.uint32))
+
+
+@pytest.mark.parametrize("target", X86)
+@pytest.mark.parametrize("c", [40, 65, 130])
+@pytest.mark.parametrize("bn", [True, False], ids=["batchnorm", "plain"])
+def test_binarize_stage_bit_exact_with_simulator(tmp_path, target, c, bn):
+    """A standalone binarize stage, with a folded batchnorm or without: two tiles of 16 pixels
+    and a tail of 3, words whose channels cross the 32-bit halves of avx2's accumulators (40),
+    a last word of 1 or 2 channels (65, 130), zeros and -0.0 (not negative), and A for the
+    conv's K: C == simulator bit for bit."""
+    t = _target(target)
+    layers = [{"name": "bn", "type": "batchnorm"}] if bn else []
+    layers.append({"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 5, "kernel": 3, "padding": 1})
+    net = xnorgen.load(write_net(tmp_path, "bz", (c, 5, 7), layers, np.random.default_rng(c)))
+    x = with_zeros((1, *net.input_shape), np.random.default_rng(c + 1))[0].astype(np.float32)
+    x[:3, 1, :4] = -0.0
+    want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
+    assert np.array_equal(xnorgen.build(net, target=t)(x), want.reshape(net.output_shape))
 
 
 @pytest.mark.parametrize("target", X86)
