@@ -126,12 +126,12 @@ def pool(lp, target, consts, x, run: bool):
 def pool_vector_counts(lp, target, cols, interior) -> Counter:
     """kernel_pool.c.j2 through the AVX-512 or AVX2 xg_pool_rows (rows of at least one vector,
     16 or 8 outputs; shorter ones take the portable loop): a row's interior columns [OX0, OX1) in
-    vectors (the last one masked), each kept in a register over the window: per in-bounds
-    (ky, kx) and vector, its inputs (stride 1: a load; 2: two loads and a permute, on AVX2 two
-    shuffles, the row's last vector's loads masked; else a gather, counted as a load per lane) and one max or add;
-    per vector a store (and a divide for an average); the border columns one output at a time.
-    Elsewhere the portable xg_pool_rows is counted per tap (pool's recipe in `pool`).
-    cols, interior: sim.kernels_conv.axis_runs along x."""
+    vectors (the last one masked), each kept in a register over the window. Per in-bounds
+    (ky, kx) and vector: its inputs (stride 1: a load; 2: two loads and a permute, on AVX2 two
+    shuffles, masked loads in the row's last vector only; else a gather, a load per lane) and
+    one max or add; per vector a store (and a divide for an average); the border columns one
+    output at a time. Elsewhere the portable xg_pool_rows is counted per tap (pool's recipe in
+    `pool`). cols, interior: sim.kernels_conv.axis_runs along x."""
     layer = lp.layer
     c, h, _ = lp.in_shapes[0]
     _, ho, wo = lp.out_shape
