@@ -9,7 +9,8 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import F32, axis_runs, block_counts, stream_counts, bn_float32, epilogue, fma32, pack_vector, unblock
+from .kernels_binarize import bn_float32, pack_vector
+from .kernels_conv import F32, axis_runs, block_counts, stream_counts, epilogue, fma32, unblock
 from .kernels_real import real_block_counts
 from .loops import conv_taps, tap_mask, valid_taps
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind

@@ -6,8 +6,8 @@ it, a batchnorm folded into a stage has no kernel (and costs nothing), a float/b
 applies its folded batchnorm (+ relu) in its epilogue (their arithmetic counted there), an xnor conv
 reads its stage's packed words and A and, with binarize_out, writes the next stage in
 its epilogue instead of floats (elided tensors are never stored or loaded). Each kernel
-goes to its simulator (kernels_conv / kernels_real / kernels_misc), which follows the layer's packing
-and tiling. With an input x (and weights on
+goes to its simulator (kernels_binarize / kernels_conv / kernels_real / kernels_misc), which
+follows the layer's packing and tiling. With an input x (and weights on
 the network) every tensor is computed in float32 / packed words exactly as the
 C computes it; without x only operation counts are made, which is fast for any
 network size. Cycles are the target's model of the counts (sim/ops.cycles): the busiest
@@ -23,6 +23,7 @@ import numpy as np
 from xnorgen.description import BatchNorm, Conv2d, Dense, Pool
 from xnorgen.plan import Plan, is_alias
 
+from . import kernels_binarize as kb
 from . import kernels_conv as kc
 from . import kernels_misc as km
 from . import kernels_real as kr
@@ -125,7 +126,7 @@ def run_plan(plan: Plan, x=None) -> Run:
         for sname in lp.stages_before:
             st = plan.binarize[sname]
             src = result.tensors[st.source] if run else None
-            out, counts = kc.binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
+            out, counts = kb.binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
             counts += Counter(stream=streamed_lines([4 * st.channels * st.hw], t))
             result.stages[sname] = out
             record(sname, stage_ident(st, plan), "binarize", None, counts)

@@ -1,0 +1,126 @@
+"""Simulated binarizing: templates/kernel_binarize.c.j2 (standalone stages, with a folded
+batchnorm), the sign-bit packing and A that xnor conv epilogues share, and xg_pack_vector (the
+xnor dense input). Same contract as kernels_conv: (output or None, Counter), float32 in the C's
+order, bit-identical to it.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from xnorgen.tiling import BINARIZE_TILE, SUM_LANES
+
+from .ops import loop, scaled, simd_kind
+
+F32 = np.float32
+
+BIN_ELEM = {"shift": 1, "logic": 1, "store": 1}                        # dst[p*wpp] |= !(x >= 0) << bit
+
+
+def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool) -> Counter:
+    """kernel_binarize.c.j2: tiles of BINARIZE_TILE (bt) pixels through xg_sign_tile (per word, the channels in
+    order), then the last hw % BINARIZE_TILE pixels one at a time. AVX-512: per channel and tile one load,
+    a compare to a mask, two masked ORs and |x| added; AVX2: the same in two vectors, the bits ORed
+    into 32-bit halves interleaved once per tile; elsewhere the portable hook, per element.
+    The tile's A is one chain of dependent adds through the channels (`chain`)."""
+    bt = BINARIZE_TILE
+    tiles, tail = hw // bt, hw % bt
+    counts = loop(tiles * wpp) + loop(tiles * c) + scaled({"store": bt}, tiles * wpp)
+    if simd_kind(target) == "avx512":
+        # the channel's bit (a shift, a broadcast from a register), a compare to a mask and the
+        # mask's upper half (kshiftrw): three port-5 operations; two masked ORs
+        per = Counter(vload=1, shift=1, vshuffle=3, vlogic=2) + Counter(vfadd=int(has_a), vlogic=int(has_a), chain=int(has_a))
+        per += Counter(vfmul=1, vfadd=2, load=3) if has_bn else Counter()
+        counts += scaled(per, tiles * c)
+    elif simd_kind(target) == "avx2" and bt == 16 and target.word_bits == 64:
+        # two vectors of 8 pixels: per channel two loads, two compares (float ports), the channel's
+        # bit broadcast (shift, vmovd + vpbroadcastd), an AND and an OR each; per tile the 32-bit
+        # halves interleaved into words (8 shuffles) and stored (4)
+        per = Counter(vload=2, vfadd=2, vlogic=4, shift=1, vshuffle=2)
+        per += Counter(vlogic=2, vfadd=2, chain=1) if has_a else Counter()
+        per += Counter(vfmul=2, vfadd=4, vbcast=3) if has_bn else Counter()
+        counts += scaled(per, tiles * c) + scaled({"vshuffle": 8, "store": 4}, tiles * wpp)
+    else:
+        # the portable hook: gcc vectorizes the float part at 128 bits and widens the compare
+        # into the words; per element about 5 instructions (+1 for A, +3/4 for a batchnorm)
+        # on x86-64 by callgrind (stages of 32..96 channels: -19..+29 %)
+        per = Counter(load=1, compare=1, logic=2, shift=1) + Counter(fadd=int(has_a))
+        counts += scaled(per, tiles * c * bt) + scaled(Counter(fmul=1, fadd=2) if has_bn else Counter(), tiles * c * bt // 4)
+        counts += scaled({"chain": int(has_a)}, tiles * c)      # the tile's A: one add per channel on each lane
+    if has_a:
+        counts += scaled({"load": 1, "fdiv": 1, "store": 1}, tiles * bt) + loop(tiles * bt)
+    per_tail = Counter(load=1, compare=1, load_op=1) + Counter(BIN_ELEM) + Counter(fadd=int(has_a), logic=int(has_a),
+                                                                           chain=int(has_a))
+    per_tail += Counter(fmul=1, fadd=2, load_op=3) if has_bn else Counter()
+    counts += scaled(per_tail, tail * c) + loop(tail * c) + scaled({"store": 1}, tail * wpp) + loop(tail)
+    return counts
+
+
+def pack_words(x, c: int, hw: int, wpp: int, word_bits: int):
+    """Channel c of pixel p -> bit c % wb of word p*wpp + c // wb (1 = negative); [hw, wpp]."""
+    bits = np.zeros((hw, wpp * word_bits), dtype=np.uint8)
+    bits[:, :c] = ~(x.reshape(c, hw).T >= 0)
+    packed = np.packbits(bits.reshape(hw, wpp, word_bits // 8, 8), axis=-1, bitorder="little")
+    dtype = np.dtype(f"<u{word_bits // 8}")
+    return packed.reshape(hw, wpp * word_bits // 8).view(dtype).reshape(hw, wpp)
+
+
+def abs_mean(x, c: int, hw: int):
+    """A: float32 running sum of |x| over channels in channel order, then one divide."""
+    a = np.zeros(hw, dtype=F32)
+    xs = x.reshape(c, hw)
+    for ch in range(c):
+        a = a + np.abs(xs[ch])
+    return a / F32(c)
+
+
+def bn_float32(x, consts):
+    """A batchnorm in float32 as the C computes it: (x - mean[c]) * scale[c] + beta[c], x [C, HW]."""
+    col = lambda k: consts[k].astype(F32)[:, None]   # noqa: E731
+    return (x.astype(F32) - col("mean")) * col("scale") + col("beta")
+
+
+def binarize_stage(st, target, src, bn_consts, run: bool):
+    """A standalone stage: ((packed [hw, wpp], amap or None) or None, counts)."""
+    counts = binarize_counts(target, st.channels, st.hw, st.words_per_pixel, st.needs_amap, st.bn is not None)
+    if not run:
+        return None, counts
+    x = src.reshape(st.channels, st.hw).astype(F32)
+    if st.bn is not None:
+        x = bn_float32(x, bn_consts)
+    packed = pack_words(x, st.channels, st.hw, st.words_per_pixel, target.word_bits)
+    return (packed, abs_mean(x, st.channels, st.hw) if st.needs_amap else None), counts
+
+
+def pack_vector(x, n: int, nw: int, word_bits: int, has_beta: bool, run: bool, target):
+    """xg_pack_vector (xnor dense input): ((packed [1, nw], beta or None) or None, counts). beta
+    sums |x| in SUM_LANES partial sums (input i into sum i % SUM_LANES, in input order), adds
+    them pairwise, then divides by n, in float32. AVX-512: per 16 inputs a masked load, a
+    compare to a mask, |x| and an add, a shift and or per mask; elsewhere per input a load,
+    compare, shift, or into the word (and |x| and an add for beta)."""
+    if simd_kind(target) == "avx512":
+        steps = -(-n // SUM_LANES)
+        counts = scaled({"vload": 1, "compare": 1, "shift": 1, "logic": 1, "vlogic": int(has_beta),
+                         "vfadd": int(has_beta)}, steps) + loop(steps) + loop(nw) + scaled({"store": 1}, nw)
+    else:
+        counts = scaled({"load": 1, "compare": 1, "shift": 1, "logic": 2, "store": 1, "addr": 1}, n) + loop(n) \
+            + scaled({"logic": int(has_beta), "fadd": int(has_beta)}, n) + scaled({"store": 1}, nw) + loop(nw)
+    if has_beta:
+        counts += scaled({"fadd": 1, "load": 2, "store": 1}, SUM_LANES - 1) + Counter(fdiv=1)
+    if not run:
+        return None, counts
+    x = x.reshape(-1).astype(F32)
+    beta = None
+    if has_beta:
+        rows = np.zeros(-(-n // SUM_LANES) * SUM_LANES, dtype=F32)
+        rows[:n] = np.abs(x)
+        s = np.zeros(SUM_LANES, dtype=F32)
+        for row in rows.reshape(-1, SUM_LANES):          # the lanes' sums, in input order
+            s = s + row
+        h = SUM_LANES // 2
+        while h >= 1:
+            s[:h] = s[:h] + s[h:2 * h]
+            h //= 2
+        beta = s[:1] / F32(n)
+    return (pack_words(x, n, 1, nw, word_bits), beta), counts
