@@ -123,13 +123,19 @@ def test_unknown_target(good_net, tmp_path):
     _compile_fails(good_net, tmp_path, "target riscv", "unknown target", target="riscv")
 
 
-def test_missing_cross_compiler(good_net, tmp_path):
+def _variant_target(tmp_path, fname, **fields):
+    """A targets directory holding x86-64.yaml with `fields` changed, as <fname>; returns it."""
+    from xnorgen.target import target_dirs
     tdir = tmp_path / "targets"
     tdir.mkdir()
-    from xnorgen.target import target_dirs
     spec = yaml.safe_load((target_dirs()[0] / "x86-64.yaml").read_text())
-    spec.update(name="fake-arm", cc="no-such-arm-gcc", arch=["fake"])
-    (tdir / "fake.yaml").write_text(yaml.safe_dump(spec))
+    spec.update(fields)
+    (tdir / fname).write_text(yaml.safe_dump(spec))
+    return tdir
+
+
+def test_missing_cross_compiler(good_net, tmp_path):
+    tdir = _variant_target(tmp_path, "fake.yaml", name="fake-arm", cc="no-such-arm-gcc", arch=["fake"])
     _compile_fails(good_net, tmp_path, "target fake-arm", "no-such-arm-gcc", target="fake-arm",
                    env={"XNORGEN_TARGETS": str(tdir)})
 
@@ -137,24 +143,14 @@ def test_missing_cross_compiler(good_net, tmp_path):
 @pytest.mark.parametrize("ports, what", [({"resources": {}}, "issue_width"),
                                          ({"issue_width": 4, "resources": {"vec": {"units": 0, "ops": {}}}}, "'vec'")])
 def test_target_with_a_bad_ports_table(good_net, tmp_path, ports, what):
-    tdir = tmp_path / "targets"
-    tdir.mkdir()
-    from xnorgen.target import target_dirs
-    spec = yaml.safe_load((target_dirs()[0] / "x86-64.yaml").read_text())
-    spec.update(name="odd", ports=ports)
-    (tdir / "odd.yaml").write_text(yaml.safe_dump(spec))
+    tdir = _variant_target(tmp_path, "odd.yaml", name="odd", ports=ports)
     _compile_fails(good_net, tmp_path, str(tdir / "odd.yaml"), what, target="x86-64",
                    env={"XNORGEN_TARGETS": str(tdir)})
 
 
 @pytest.mark.parametrize("value", [6, -4, "16"])
 def test_target_with_a_bad_float_block(good_net, tmp_path, value):
-    tdir = tmp_path / "targets"
-    tdir.mkdir()
-    from xnorgen.target import target_dirs
-    spec = yaml.safe_load((target_dirs()[0] / "x86-64.yaml").read_text())
-    spec.update(name="odd", float_block=value)
-    (tdir / "odd.yaml").write_text(yaml.safe_dump(spec))
+    tdir = _variant_target(tmp_path, "odd.yaml", name="odd", float_block=value)
     _compile_fails(good_net, tmp_path, str(tdir / "odd.yaml"), "float_block", target="x86-64",
                    env={"XNORGEN_TARGETS": str(tdir)})
 
