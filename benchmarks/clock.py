@@ -18,21 +18,26 @@ uint64_t xg_add_chain(uint64_t n)
 """
 
 
-def measure_clock_ghz(n: int = 20_000_000, reps: int = 7) -> float:
-    """GHz from reps runs of 8*n dependent imuls at 3 cycles each (x86-64 only): the fastest run,
-    since on a shared VM time stolen by other guests only ever makes a run look slower (the
-    median read 2.72-2.88 GHz while warm AVX-512 layers ran at rates that need >= 2.97 GHz)."""
+def compile_c(name: str, cdef: str, src: str, flags: list[str]):
+    """A small C source compiled through cffi into a temporary directory and loaded (module name)."""
     import cffi
     import importlib.util
     import tempfile
     ffi = cffi.FFI()
-    ffi.cdef("uint64_t xg_add_chain(uint64_t n);")
-    ffi.set_source("_xg_clock", _SRC, extra_compile_args=["-O2"])
-    tmp = tempfile.mkdtemp()
-    so = ffi.compile(tmpdir=tmp)
-    spec = importlib.util.spec_from_file_location("_xg_clock", so)
+    ffi.cdef(cdef)
+    ffi.set_source(name, src, extra_compile_args=flags)
+    so = ffi.compile(tmpdir=tempfile.mkdtemp())
+    spec = importlib.util.spec_from_file_location(name, so)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def measure_clock_ghz(n: int = 20_000_000, reps: int = 7) -> float:
+    """GHz from reps runs of 8*n dependent imuls at 3 cycles each (x86-64 only): the fastest run,
+    since on a shared VM time stolen by other guests only ever makes a run look slower (the
+    median read 2.72-2.88 GHz while warm AVX-512 layers ran at rates that need >= 2.97 GHz)."""
+    mod = compile_c("_xg_clock", "uint64_t xg_add_chain(uint64_t n);", _SRC, ["-O2"])
     rates = []
     for _ in range(reps):
         t0 = time.perf_counter()

@@ -9,16 +9,14 @@ written), warm: the median of reps passes. Cycles per line use the clock of benc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clock import measure_clock_ghz  # noqa: E402
+from clock import compile_c, measure_clock_ghz  # noqa: E402
 
 _SRC = r"""
 #include <stdint.h>
@@ -37,15 +35,7 @@ uint64_t xg_read_all(const uint64_t *p, size_t n)
 
 
 def _module():
-    import cffi
-    ffi = cffi.FFI()
-    ffi.cdef("uint64_t xg_read_all(const uint64_t *p, size_t n);")
-    ffi.set_source("_xg_stream", _SRC, extra_compile_args=["-O3", "-march=native"])
-    so = ffi.compile(tmpdir=tempfile.mkdtemp())
-    spec = importlib.util.spec_from_file_location("_xg_stream", so)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return compile_c("_xg_stream", "uint64_t xg_read_all(const uint64_t *p, size_t n);", _SRC, ["-O3", "-march=native"])
 
 
 def read_seconds(mod, mib: int, reps: int) -> float:
