@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from .errors import XnorgenError
-from .naming import is_c_identifier
+from . import limits
+from .errors import XnorgenError, show
+from .naming import check_layer_name, check_net_name
+from .userfiles import read_text
+from .yaml_loader import load_yaml
 
 MODES = ("float", "bwn", "xnor")
 
@@ -87,9 +89,11 @@ class Description:
 
 # ---- field parsers: each takes (value, where) and returns the typed value ----
 
-def _int(v, where, lo=1):
+def _int(v, where, lo=1, hi=limits.MAX_DIM):
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise XnorgenError(where, f"expected an integer >= {lo}, got {v!r}")
+        raise XnorgenError(where, f"expected an integer >= {lo}, got {show(v)}")
+    if v > hi:
+        raise XnorgenError(where, f"{v} is larger than xnorgen's limit of {hi} for one size")
     return v
 
 
@@ -98,39 +102,39 @@ def _pair(lo):
         if isinstance(v, (list, tuple)) and len(v) == 2:
             return (_int(v[0], where, lo), _int(v[1], where, lo))
         if isinstance(v, (list, tuple)):
-            raise XnorgenError(where, f"expected an int or a pair [h, w], got {v!r}")
+            raise XnorgenError(where, f"expected an int or a pair [h, w], got {show(v)}")
         x = _int(v, where, lo)
         return (x, x)
     return parse
 
 
 def _padding(v, where):
-    if v in ("same", "valid"):
+    if isinstance(v, str) and v in ("same", "valid"):
         return v
     return _pair(0)(v, where)
 
 
 def _bool(v, where):
     if not isinstance(v, bool):
-        raise XnorgenError(where, f"expected true or false, got {v!r}")
+        raise XnorgenError(where, f"expected true or false, got {show(v)}")
     return v
 
 
 def _mode(v, where):
-    if v not in MODES:
-        raise XnorgenError(where, f"mode must be one of {', '.join(MODES)}, got {v!r}")
+    if not isinstance(v, str) or v not in MODES:
+        raise XnorgenError(where, f"mode must be one of {', '.join(MODES)}, got {show(v)}")
     return v
 
 
 def _pad_value(v, where):
-    if isinstance(v, bool) or v not in (0, 1, -1):
-        raise XnorgenError(where, f"pad_value must be 0, 1 or -1, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or v not in (0, 1, -1):
+        raise XnorgenError(where, f"pad_value must be 0, 1 or -1, got {show(v)}")
     return int(v)
 
 
 def _eps(v, where):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise XnorgenError(where, f"eps must be a positive number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+        raise XnorgenError(where, f"eps must be a positive number, got {show(v)}")
     return float(v)
 
 
@@ -160,28 +164,30 @@ _COMMON = {"name", "type", "inputs"}
 _TOP = {"name", "input", "weights", "output", "layers"}
 
 
+def _keys(keys) -> str:
+    """Field names for a message (the loader guarantees strings), each cut to 40 characters."""
+    return ", ".join(k if len(k) <= 40 else k[:37] + "..." for k in sorted(keys))
+
+
 def _parse_layer(i, spec, prev, fname):
     where = f"{fname}: layers[{i}]"
     if not isinstance(spec, dict):
         raise XnorgenError(where, "each layer must be a mapping with name and type")
     name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise XnorgenError(where, "missing layer name")
+    check_layer_name(name, where)
     where = f"{fname}: layer {name}"
-    if name == "input":
-        raise XnorgenError(where, "'input' is reserved for the network input")
     ltype = spec.get("type")
-    if ltype not in LAYER_TYPES:
-        raise XnorgenError(where, f"unknown layer type {ltype!r} (known: {', '.join(sorted(LAYER_TYPES))})")
+    if not isinstance(ltype, str) or ltype not in LAYER_TYPES:
+        raise XnorgenError(where, f"unknown layer type {show(ltype)} (known: {', '.join(sorted(LAYER_TYPES))})")
     cls, fields = LAYER_TYPES[ltype]
     unknown = set(spec) - _COMMON - set(fields)
     if unknown:
-        raise XnorgenError(where, f"unknown field(s) {', '.join(sorted(unknown))} for type {ltype}")
+        raise XnorgenError(where, f"unknown field(s) {_keys(unknown)} for type {ltype}")
     inputs = spec.get("inputs", [prev])
     if isinstance(inputs, str):
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
-        raise XnorgenError(where, f"inputs must be a list of layer names, got {inputs!r}")
+        raise XnorgenError(where, f"inputs must be a list of layer names, got {show(inputs)}")
     kwargs = {}
     for key, (attr, parse, required) in fields.items():
         if key in spec:
@@ -199,48 +205,50 @@ def _parse_layer(i, spec, prev, fname):
     return cls(name=name, type=ltype, inputs=tuple(inputs), **kwargs)
 
 
-def read_description(path) -> Description:
-    """Parse and validate net.yaml (fields only). Raises XnorgenError on any problem."""
+def _input_shape(inp, where):
+    if not isinstance(inp, dict) or set(inp) != {"shape"}:
+        raise XnorgenError(where, f"expected {{shape: [C, H, W]}} or {{shape: [N]}}, got {show(inp)}")
+    shape = inp["shape"]
+    if not isinstance(shape, list) or len(shape) not in (1, 3):
+        raise XnorgenError(where, f"shape must be [C, H, W] or [N], got {show(shape)}")
+    return tuple(_int(d, f"{where}: shape") for d in shape)
+
+
+def read_description(path, weights=None) -> Description:
+    """Parse and validate net.yaml (fields only). Raises XnorgenError on any problem.
+    weights: a weights file to use instead of the one the description names (`--weights`)."""
     path = Path(path)
     fname = str(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise XnorgenError(fname, f"cannot read: {e.strerror or e}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise XnorgenError(fname, f"invalid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    doc = load_yaml(read_text(path, "the network description"), fname)
     if not isinstance(doc, dict):
         raise XnorgenError(fname, "expected a mapping with name, input and layers")
     unknown = set(doc) - _TOP
     if unknown:
-        raise XnorgenError(fname, f"unknown top-level field(s) {', '.join(sorted(unknown))}")
+        raise XnorgenError(fname, f"unknown top-level field(s) {_keys(unknown)}")
     name = doc.get("name")
-    if not isinstance(name, str) or not is_c_identifier(name):
-        raise XnorgenError(f"{fname}: name", f"must be a C identifier, got {name!r}")
-    inp = doc.get("input")
-    shape = inp.get("shape") if isinstance(inp, dict) else None
-    if (not isinstance(shape, list) or len(shape) not in (1, 3)
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
-        raise XnorgenError(f"{fname}: input", f"expected {{shape: [C, H, W]}} or {{shape: [N]}}, got {inp!r}")
+    check_net_name(name, f"{fname}: name")
+    shape = _input_shape(doc.get("input"), f"{fname}: input")
     specs = doc.get("layers")
     if not isinstance(specs, list) or not specs:
         raise XnorgenError(f"{fname}: layers", "expected a non-empty list of layers")
-    layers, prev = [], "input"
+    if len(specs) > limits.MAX_LAYERS:
+        raise XnorgenError(f"{fname}: layers", f"{len(specs)} layers, more than the limit of {limits.MAX_LAYERS}")
+    layers, prev, names = [], "input", set()
     for i, spec in enumerate(specs):
         layer = _parse_layer(i, spec, prev, fname)
-        if any(layer.name == other.name for other in layers):
+        if layer.name in names:
             raise XnorgenError(f"{fname}: layer {layer.name}", "duplicate layer name")
+        names.add(layer.name)
         layers.append(layer)
         prev = layer.name
     output = doc.get("output", layers[-1].name)
-    if not any(output == layer.name for layer in layers):
-        raise XnorgenError(f"{fname}: output", f"no layer named {output!r}")
-    weights = doc.get("weights")
-    if weights is not None and not isinstance(weights, str):
-        raise XnorgenError(f"{fname}: weights", f"expected a file name, got {weights!r}")
-    weights_path = (path.parent / weights) if weights else None
-    return Description(name, tuple(shape), layers, output, path, weights_path)
+    if not isinstance(output, str) or output not in names:
+        raise XnorgenError(f"{fname}: output", f"no layer named {show(output)}")
+    if weights is None:
+        weights = doc.get("weights")
+        if weights is not None and (not isinstance(weights, str) or not weights or "\0" in weights):
+            raise XnorgenError(f"{fname}: weights", f"expected a file name, got {show(weights)}")
+        weights_path = (path.parent / weights) if weights else None
+    else:
+        weights_path = Path(weights)
+    return Description(name, shape, layers, output, path, weights_path)
