@@ -4,7 +4,9 @@ Needs: a validated Description (description.read_description).
 Guarantees: Network.layers holds exactly the layers the output depends on, in a
 topological order that follows the file where it can; every layer's output
 shape is in Network.shapes ("input" included); conv/pool padding, strides and
-global-pool kernels are resolved to integer pairs.
+global-pool kernels are resolved to integer pairs; no tensor or weight array
+has more than limits.MAX_TENSOR_ELEMENTS elements, nor the network more than
+limits.MAX_PARAMETERS parameters.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from . import limits
 from .description import Add, BatchNorm, Conv2d, Dense, Description, Layer, Pool
 from .errors import XnorgenError
 
@@ -62,9 +65,19 @@ def build_graph(desc: Description) -> Network:
     net = Network(desc.name, desc.input_shape, [g.nodes[n]["layer"] for n in order], desc.output,
                   g.subgraph(keep | {"input"}).copy(), {"input": desc.input_shape},
                   desc.path, desc.weights_path)
+    params = 0
     for layer in net.layers:
         ins = [net.shapes[s] for s in layer.inputs]
-        net.shapes[layer.name] = infer_shape(layer, ins, net.where(layer))
+        net.shapes[layer.name] = shape = infer_shape(layer, ins, net.where(layer))
+        arrays = [shape] + list(expected_params(layer, ins[0]).values())
+        for a in arrays:
+            if prod(a) > limits.MAX_TENSOR_ELEMENTS:
+                raise XnorgenError(net.where(layer), f"a tensor of shape {list(a)} has more than "
+                                   f"{limits.MAX_TENSOR_ELEMENTS} elements (xnorgen's limit)")
+        params += sum(prod(a) for a in arrays[1:])
+        if params > limits.MAX_PARAMETERS:
+            raise XnorgenError(net.where(layer), f"the network has more than {limits.MAX_PARAMETERS} "
+                               "parameters up to here (xnorgen's limit)")
     return net
 
 

@@ -137,9 +137,10 @@ class NpzArrays:
         with self._open(key) as f:
             return _read_header(f, str(self.path), repr(key))
 
-    def read(self, key: str, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
-        """The member's array; its header is checked (real dtype, expected shape) before the data is read."""
-        where = str(self.path)
+    def read(self, key: str, expected_shape: tuple[int, ...] | None = None, where: str | None = None) -> np.ndarray:
+        """The member's array; its header is checked (real dtype, expected shape) before the data is
+        read. Errors name `where` (default: the file)."""
+        where = where or str(self.path)
         info = self._members[key]
         if info.file_size > limits.MAX_ARRAY_FILE_BYTES:
             raise XnorgenError(where, f"{key!r}: {info.file_size} bytes uncompressed, more than the limit")

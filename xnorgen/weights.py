@@ -2,16 +2,18 @@
 
 Needs: a Network with shapes (graph.build_graph).
 Guarantees: each layer's params hold float64 arrays of exactly the shapes in
-graph.expected_params, all finite, batchnorm variances >= 0.
+graph.expected_params, all finite and within float32's range (the C constants are
+float32), batchnorm variances >= 0.
 """
 from __future__ import annotations
-
-import zipfile
 
 import numpy as np
 
 from .errors import XnorgenError
 from .graph import Network, expected_params
+from .userfiles import NpzArrays
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def needs_weights(net: Network) -> bool:
@@ -19,34 +21,32 @@ def needs_weights(net: Network) -> bool:
 
 
 def attach_weights(net: Network) -> None:
-    """Load net.weights_path and check every array against the layer that uses it."""
+    """Load net.weights_path and check every array against the layer that uses it: only the
+    arrays the network uses are read, each after its .npy header (dtype, shape) is checked."""
     if not needs_weights(net):
         return
     where = str(net.path or net.name)
     if net.weights_path is None:
         raise XnorgenError(where, "layers need weights but the description names no 'weights:' file")
     try:
-        with np.load(net.weights_path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise XnorgenError(str(net.weights_path), f"cannot read weights: {e}") from None
-    for layer in net.layers:
-        for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
-            key = f"{layer.name}.{pname}"
-            lwhere = f"{net.weights_path}: layer {layer.name}"
-            if key not in arrays:
-                raise XnorgenError(lwhere, f"missing array {key!r} of shape {list(shape)}")
-            a = arrays[key]
-            if a.shape != shape:
-                raise XnorgenError(lwhere, f"array {key!r} has shape {list(a.shape)}, expected {list(shape)}")
-            if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-                raise XnorgenError(lwhere, f"array {key!r} must be real numbers, got dtype {a.dtype}")
-            a = a.astype(np.float64)
-            if not np.all(np.isfinite(a)):
-                raise XnorgenError(lwhere, f"array {key!r} has NaN or infinite entries")
-            if pname == "var" and np.any(a < 0):
-                raise XnorgenError(lwhere, f"array {key!r} has negative variances")
-            layer.params[pname] = a
+        npz = NpzArrays(net.weights_path)
+    except XnorgenError as e:       # name the description that points at the file, too
+        raise XnorgenError(f"{where}: weights {e.where}", e.what) from None
+    with npz:
+        for layer in net.layers:
+            for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
+                key = f"{layer.name}.{pname}"
+                lwhere = f"{net.weights_path}: layer {layer.name}"
+                if key not in npz.names:
+                    raise XnorgenError(lwhere, f"missing array {key!r} of shape {list(shape)}")
+                a = npz.read(key, shape, lwhere).astype(np.float64)
+                if not np.all(np.isfinite(a)):
+                    raise XnorgenError(lwhere, f"array {key!r} has NaN or infinite entries")
+                if np.any(np.abs(a) > FLOAT32_MAX):
+                    raise XnorgenError(lwhere, f"array {key!r} has values beyond float32's range (+-{FLOAT32_MAX:.4g})")
+                if pname == "var" and np.any(a < 0):
+                    raise XnorgenError(lwhere, f"array {key!r} has negative variances")
+                layer.params[pname] = a
 
 
 def random_weights(net: Network, rng, weight_scale: float = 1.0, negative_gamma: bool = False) -> dict:
