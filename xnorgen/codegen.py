@@ -8,6 +8,7 @@ numbers each template needs (kernel_context) and formats constant arrays.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from math import prod
 
@@ -17,8 +18,34 @@ import numpy as np
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
 from .lowering import layer_consts, mask_bytes
+from .naming import const_prefix, kernel_symbol, stage_symbol
 from .plan import INPUT, OUTPUT, LayerPlan, Plan, folded_pool, is_alias, manifest
 from .tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES, filter_block, float_filter_block, interior_columns
+
+#: What a string handed to a template may contain: identifiers, numbers, C operators, spaces and
+#: line breaks. No quote, backslash, `#`, `$` or non-ASCII character, and (checked separately) no
+#: comment delimiter and no `??` (a trigraph can end a comment). Whatever a net.yaml holds, it
+#: reaches the templates only as checked identifiers and numbers (contract section 7); this check
+#: of every context makes a lapse an internal error instead of C that runs.
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9_ \n,.;:+\-*/()\[\]{}<>=&|!~%^?]*\Z")
+
+
+def checked_context(value, path: str = "context"):
+    """value, after checking every string inside it (dicts, lists, tuples) against _SAFE_TEXT."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            checked_context(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            checked_context(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        if not _SAFE_TEXT.match(value) or any(s in value for s in ("/*", "*/", "//", "??")):
+            raise AssertionError(f"unsafe text for a generated file at {path}: {value[:80]!r} "
+                                 "(give templates identifiers from naming.py and numbers only)")
+    elif value is not None and not isinstance(value, (bool, int, float, np.integer, np.floating)):
+        raise AssertionError(f"{path}: a template gets plain data, not {type(value).__name__}")
+    return value
+
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
@@ -67,9 +94,9 @@ def stage_context(st, plan: Plan) -> dict:
     """A standalone binarize stage (fusion.Binarize) as a kernel."""
     net, idents = plan.net, {lp.layer.name: lp.ident for lp in plan.layers}
     ident = idents.get(st.tensor, "input")
-    k = {"template": "kernel_binarize.c.j2", "name": st.name, "fn": f"{net.name}_binarize_{ident}",
-         "tensor": st.tensor, "C": st.channels, "HW": st.hw, "WPP": st.words_per_pixel, "has_a": st.needs_amap,
-         "bn": st.bn, "bn_sym": f"{net.name}_{idents[st.bn]}" if st.bn else None, "BT": BINARIZE_TILE}
+    k = {"template": "kernel_binarize.c.j2", "name": f"binarize_{ident}", "fn": stage_symbol(net.name, ident),
+         "tensor": ident, "C": st.channels, "HW": st.hw, "WPP": st.words_per_pixel, "has_a": st.needs_amap,
+         "bn": st.bn, "bn_sym": const_prefix(net.name, idents[st.bn]) if st.bn else None, "BT": BINARIZE_TILE}
     args = [_ptr(plan, plan.storage[st.source], True), _ptr(plan, st.packed, False, "xg_word_t")]
     if st.needs_amap:
         args.append(_ptr(plan, st.amap, False))
@@ -92,7 +119,8 @@ def _xnor_conv(k: dict, lp: LayerPlan, plan: Plan) -> list[str]:
     if lp.binarize_out:
         out = plan.binarize[lp.binarize_out]
         bn_ident = next(p.ident for p in plan.layers if p.layer.name == out.bn)
-        k["out_stage"] = {"stage": out.name, "bn": out.bn, "bn_sym": f"{plan.net.name}_{bn_ident}",
+        tensor = next(p.ident for p in plan.layers if p.layer.name == out.tensor)
+        k["out_stage"] = {"stage": f"binarize_{tensor}", "bn": bn_ident, "bn_sym": const_prefix(plan.net.name, bn_ident),
                           "WPP": out.words_per_pixel, "has_a": out.needs_amap}
         args.append(_ptr(plan, out.packed, False, "xg_word_t"))
         if out.needs_amap:
@@ -112,8 +140,8 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
     layer, net = lp.layer, plan.net
     if is_alias(layer, net) or lp.folded_into:
         return None
-    sym = f"{net.name}_{lp.ident}"
-    k = {"name": layer.name, "fn": f"{net.name}_layer_{lp.ident}", "sym": sym, "mode": getattr(layer, "mode", None)}
+    k = {"name": lp.ident, "fn": kernel_symbol(net.name, lp.ident), "sym": const_prefix(net.name, lp.ident),
+         "mode": getattr(layer, "mode", None)}
     if isinstance(layer, Conv2d) and layer.mode == "xnor":    # reads packed words, not its float input
         args = []
     else:
@@ -127,7 +155,8 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
             args = _xnor_conv(k, lp, plan)
         else:
             idents = {p.layer.name: p.ident for p in plan.layers}
-            post = [{"name": n, "op": plan.net.layer(n).type, "sym": f"{net.name}_{idents[n]}"} for n in lp.epilogue
+            post = [{"name": idents[n], "op": plan.net.layer(n).type, "sym": const_prefix(net.name, idents[n])}
+                    for n in lp.epilogue
                     if plan.net.layer(n).type != "maxpool"]
             k.update(template="kernel_conv2d_real.c.j2", FB=lp.tiling["filter_block"],
                      NB=lp.tiling["filter_blocks"], post=post, PB=lp.tiling["pixel_block"],
@@ -135,7 +164,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
                      pool=None)
             pool = folded_pool(plan, lp)
             if pool is not None:            # the conv's rows go to a ring the pool reads
-                pk = {"name": pool.name}
+                pk = {"name": next(p.ident for p in plan.layers if p.layer is pool)}
                 _window(pk, pool, lp.out_shape, plan.net.shapes[pool.name])
                 k["pool"] = pk
                 args.append(_ptr(plan, lp.scratch["pool_ring"], False))
@@ -191,10 +220,10 @@ def render(plan: Plan) -> dict[str, str]:
     consts = []
     for lp in plan.layers:
         for c in layer_consts(lp, plan.target):
-            consts.append({"symbol": f"{plan.net.name}_{lp.ident}_{c.suffix}", "length": len(c.values),
+            consts.append({"symbol": f"{const_prefix(plan.net.name, lp.ident)}_{c.suffix}", "length": len(c.values),
                            "ctype": {"word": net["word_t"], "int": "int32_t", "float": "float",
                                      "mask": f"uint{8 * mask_bytes(plan.target)}_t"}[c.kind],
-                           "comment": f"layer {lp.layer.name}: {c.suffix}",
+                           "comment": f"layer {lp.ident}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
     kernels = []
     for lp in plan.layers:
@@ -203,6 +232,7 @@ def render(plan: Plan) -> dict[str, str]:
         if k is not None:
             kernels.append(k)
     name = plan.net.name
+    checked_context({"net": net, "kernels": kernels, "consts": consts})
     return {
         f"{name}.h": _ENV.get_template("header.h.j2").render(net=net),
         f"{name}.c": _ENV.get_template("network.c.j2").render(net=net, kernels=kernels),

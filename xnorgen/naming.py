@@ -74,3 +74,23 @@ def unique_c_idents(names):
         seen.add(cand)
         result[n] = cand
     return result
+
+
+# ---- generated C symbols: built here only ----------------------------------------------------
+# Kernels are `static` in <net>.c, constants `extern const` in <net>_weights.h, which <net>.c
+# includes, so the two must never meet: kernels are <net>_layer_<ident> and <net>_binarize_<ident>,
+# constants <net>_w_<ident>_<suffix> with suffixes that hold no "_" (lowering.Const), so
+# distinct (ident, suffix) pairs give distinct names and none starts like a kernel.
+
+def kernel_symbol(net_name: str, ident: str) -> str:
+    return f"{net_name}_layer_{ident}"
+
+
+def stage_symbol(net_name: str, ident: str) -> str:
+    """A standalone binarize stage of a layer's output (ident) or of the network input ("input")."""
+    return f"{net_name}_binarize_{ident}"
+
+
+def const_prefix(net_name: str, ident: str) -> str:
+    """The constants of one layer are <const_prefix>_<suffix>."""
+    return f"{net_name}_w_{ident}"
