@@ -161,7 +161,8 @@ def test_cli_train_writes_weights_and_reports(tmp_path):
     src = yaml.safe_load((EXAMPLES / "digits_bwn.yaml").read_text())
     yml = tmp_path / "m.yaml"
     yml.write_text(yaml.safe_dump(dict(src, weights="m.npz"), sort_keys=False))
-    res = CliRunner().invoke(cli, ["train", str(yml), "--data", str(data), "-e", "1", "-q", "--batch-size", "8"])
+    res = CliRunner().invoke(cli, ["train", str(yml), "--data", str(data), "-e", "1", "-q", "--batch-size", "8",
+                                   "-o", str(tmp_path / "m.npz")])
     assert res.exit_code == 0, res.output
     assert "test accuracy" in res.output and (tmp_path / "m.npz").exists()
     net = xnorgen.load(yml)                                 # the written .npz passes the loader's checks
@@ -176,10 +177,23 @@ def test_cli_train_user_errors_exit_2(tmp_path):
     src = yaml.safe_load((EXAMPLES / "digits_bwn.yaml").read_text())
     yml = tmp_path / "m.yaml"
     yml.write_text(yaml.safe_dump(dict(src, weights="m.npz"), sort_keys=False))
-    res = CliRunner().invoke(cli, ["train", str(yml), "--data", str(tmp_path / "nope.npz"), "-q"])
+    res = CliRunner().invoke(cli, ["train", str(yml), "--data", str(tmp_path / "nope.npz"), "-q",
+                                   "-o", str(tmp_path / "m.npz")])
     assert res.exit_code == 2 and res.output.startswith("error: ") and "nope.npz" in res.output
     assert not (tmp_path / "m.npz").exists()
-    noweights = tmp_path / "n.yaml"
-    noweights.write_text(yaml.safe_dump({k: v for k, v in src.items() if k != "weights"}, sort_keys=False))
-    res = CliRunner().invoke(cli, ["train", str(noweights), "--data", str(_synthetic(tmp_path, n=10)), "-q"])
-    assert res.exit_code == 2 and "pass -o" in res.output
+
+
+def test_cli_train_never_writes_where_the_description_points(tmp_path):
+    """Contract section 7: `weights: ../victim/precious.txt` in a stranger's net.yaml is not a
+    place train writes to; without -o it is a one-line usage error and nothing is written."""
+    victim = tmp_path / "victim" / "precious.txt"
+    victim.parent.mkdir()
+    victim.write_text("keep me")
+    src = yaml.safe_load((EXAMPLES / "digits_bwn.yaml").read_text())
+    yml = tmp_path / "net" / "m.yaml"
+    yml.parent.mkdir()
+    yml.write_text(yaml.safe_dump(dict(src, weights="../victim/precious.txt"), sort_keys=False))
+    res = CliRunner().invoke(cli, ["train", str(yml), "--data", str(_synthetic(tmp_path, n=10)), "-q"])
+    assert res.exit_code == 2 and res.output.startswith("error: ") and "'-o'" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert victim.read_text() == "keep me" and sorted(p.name for p in yml.parent.iterdir()) == ["m.yaml"]

@@ -10,9 +10,10 @@ from .runtime import CompiledNetwork
 from .weights import attach_weights
 
 
-def load(path, weights: bool = True) -> Network:
-    """Read, validate and shape-check net.yaml; with weights=True also load and check its .npz."""
-    net = build_graph(read_description(path))
+def load(path, weights: bool = True, weights_file=None) -> Network:
+    """Read, validate and shape-check net.yaml; with weights=True also load and check its .npz
+    (weights_file: that .npz instead of the one the description names)."""
+    net = build_graph(read_description(path, weights=weights_file))
     if weights:
         attach_weights(net)
     return net

@@ -13,22 +13,61 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import XnorgenError
+from .errors import XnorgenError, one_line
 
 
 def _user_errors(fn):
-    """Turn XnorgenError into one `error: <where>: <what>` line and exit status 2."""
+    """The CLI's one error boundary (contract sections 4 and 7): whatever goes wrong inside a
+    command ends as one `error: <where>: <what>` line and exit status 2, user strings escaped so
+    they cannot break the line. A bug in xnorgen says so on that line, with the exception's type;
+    XNORGEN_DEBUG=1 shows its traceback instead."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except XnorgenError as e:
-            click.echo(f"error: {e.where}: {e.what}", err=True)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except BaseException as e:      # noqa: B036 -- every way out becomes one line
+            if isinstance(e, (SystemExit, KeyboardInterrupt)) or os.environ.get("XNORGEN_DEBUG") == "1":
+                raise
+            where, what = _describe(e)
+            click.echo(f"error: {one_line(where)}: {one_line(what)}", err=True)
             sys.exit(2)
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _describe(e: BaseException) -> tuple[str, str]:
+    """(where, what) of an exception that reached the CLI boundary."""
+    if isinstance(e, XnorgenError):
+        return e.where, e.what
+    if isinstance(e, OSError):
+        return str(e.filename or "I/O"), e.strerror or str(e)
+    if isinstance(e, MemoryError):
+        return "memory", "out of memory (the input is larger than this machine can hold)"
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return "internal error", (f"{type(e).__name__}: {first} (a bug in xnorgen: please report it with "
+                              "the command; XNORGEN_DEBUG=1 shows the traceback)")
+
+
+class _OneLineGroup(click.Group):
+    """Usage mistakes (an unknown option, a missing argument) as one `error:` line too, exit 2."""
+
+    def main(self, *args, **kwargs):
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as e:
+            where = e.ctx.command_path if getattr(e, "ctx", None) else "xnorgen"
+            click.echo(f"error: {one_line(where)}: {one_line(e.format_message())} (see --help)", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("error: xnorgen: aborted", err=True)
+            sys.exit(2)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="xnorgen")
 def main():
     """xnorgen: compile binarized (XNOR-Net / BWN) networks to plain-C libraries."""
@@ -37,12 +76,17 @@ def main():
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     """Warnings about the user's input as `warning: <where>: <what>`, like errors, without source lines."""
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {one_line(str(message))}", err=True)
+
+
+_WEIGHTS = click.option("--weights", "weights_path", type=click.Path(dir_okay=False), default=None,
+                        help="weights .npz to use instead of the one the description names")
 
 
 @main.command()
 @click.argument("net", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", default="host", show_default=True, help="target name (see `xnorgen targets`)")
+@_WEIGHTS
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="output directory (default: ./<name>_<target>)")
 @click.option("--flash-kib", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -51,7 +95,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
               help="the part's RAM in KiB (default: the target's `memory`, e.g. 192 for cortex-m4)")
 @click.option("--no-fuse", is_flag=True, help="keep every batchnorm and float tensor (same numbers; for debugging)")
 @_user_errors
-def compile(net, target, out_dir, flash_kib, ram_kib, no_fuse):
+def compile(net, target, weights_path, out_dir, flash_kib, ram_kib, no_fuse):
     """Compile NET (net.yaml) into C sources, a Makefile and manifest.json.
 
     For a firmware target (one that declares `memory`), or with --flash-kib/--ram-kib, the
@@ -64,7 +108,7 @@ def compile(net, target, out_dir, flash_kib, ram_kib, no_fuse):
     t = resolve(target)
     if shutil.which(t.cc) is None:
         raise XnorgenError(f"target {t.name}", f"compiler {t.cc!r} not found on PATH (install it, or `make CC=...`)")
-    network = load(net)
+    network = load(net, weights_file=weights_path)
     plan, files = compile_network(network, t, fuse=not no_fuse)
     flash_kib = flash_kib if flash_kib is not None else t.memory.get("flash_kib")
     ram_kib = ram_kib if ram_kib is not None else t.memory.get("ram_kib")
@@ -88,10 +132,11 @@ def compile(net, target, out_dir, flash_kib, ram_kib, no_fuse):
 @click.argument("net", type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "input_path", required=True, type=click.Path(dir_okay=False),
               help=".npy with one sample or a batch (first axis = samples)")
+@_WEIGHTS
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="write outputs to this .npy (default: print them)")
 @_user_errors
-def run(net, input_path, out_path):
+def run(net, input_path, weights_path, out_path):
     """Compile NET for this machine, load it with cffi and run it on an input .npy."""
     from .api import build, load
 
@@ -99,7 +144,7 @@ def run(net, input_path, out_path):
         x = np.load(input_path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise XnorgenError(input_path, f"cannot read input array: {e}") from None
-    network = load(net)
+    network = load(net, weights_file=weights_path)
     lib = build(network, "host")
     try:
         y = lib(x)
@@ -132,8 +177,9 @@ def run(net, input_path, out_path):
               help="with --sweep: also write Figure 4(b)/(c) as a PNG (needs matplotlib)")
 @click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
               help="cycles report: run the simulator functionally on this .npy sample (needs weights)")
+@_WEIGHTS
 @_user_errors
-def simulate(net, target, report, fmt, sweep, plot_path, input_path):
+def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_path):
     """Simulate NET without running it: --report speedup|cycles|memory (weights file not needed)."""
     from xnorgen.sim.report import format_table, plot_sweeps, simulate as _simulate
 
@@ -145,6 +191,9 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path):
             x = np.load(input_path, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise XnorgenError(input_path, f"cannot read input array: {e}") from None
+    if net is not None:
+        from .api import load
+        net = load(net, weights=x is not None or weights_path is not None, weights_file=weights_path)
     rep = _simulate(net, target=target, report=report, x=x, sweep=sweep)
     if plot_path is not None:
         if sweep is None:
@@ -186,18 +235,18 @@ def targets():
               help="auto: adam if the net has xnor layers (XNOR-Net), else SGD with momentum (BWN, float)")
 @click.option("--learn-alpha", is_flag=True, help="learn alpha per filter instead of eq. 6 (folded into W on export)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="weights .npz to write (default: the `weights:` file NET names)")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="weights .npz to write (xnorgen writes only where -o says, never to NET's `weights:`)")
 @_user_errors
 def train(net, data, epochs, seed, batch_size, lr, optimizer, learn_alpha, quiet, out_path):
-    """Train NET's weights (XNOR-Net Algorithm 1) and write them as the .npz NET expects."""
+    """Train NET's weights (XNOR-Net Algorithm 1) and write them to the .npz -o names.
+
+    Use them with --weights W.npz on compile/run/simulate, or point NET's `weights:` at them."""
     from .api import load
     from .api import train as train_net
 
     network = load(net, weights=False)
-    out = out_path or network.weights_path
-    if out is None:
-        raise XnorgenError(net, "the description names no 'weights:' file; pass -o weights.npz")
+    out = out_path
     r = train_net(network, data, out=out, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
                   optimizer=optimizer, learn_alpha=learn_alpha, progress=not quiet)
     d = r.dataset
