@@ -90,12 +90,23 @@ def target_dirs() -> list[Path]:
     return [Path(str(resources.files("xnorgen.targets")))] + extra
 
 
+_PARSED: dict[tuple, dict] = {}     # (path, mtime, size) -> the yaml's data: each file parsed once
+
+
+def _parse(f: Path) -> dict:
+    st = f.stat()
+    key = (str(f), st.st_mtime_ns, st.st_size)
+    if key not in _PARSED:
+        _PARSED[key] = yaml.safe_load(f.read_text())
+    return _PARSED[key]
+
+
 def all_targets() -> dict[str, Target]:
     """Every target by name; a user directory may add targets or replace shipped ones."""
     out = {}
     for f in [f for d in target_dirs() for f in sorted(d.glob("*.yaml"))]:
         try:
-            d = yaml.safe_load(f.read_text())
+            d = _parse(f)
             d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags", "run")}}
             _check_ports(d.get("ports") or {})
             _check_float_block(d.get("float_block", 0))

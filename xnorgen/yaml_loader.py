@@ -21,8 +21,8 @@ from . import limits
 from .errors import XnorgenError
 
 
-class _CoreLoader(yaml.SafeLoader):
-    """SafeLoader with the YAML 1.2 core schema's implicit types only."""
+class _CoreLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """SafeLoader (libyaml's parser where installed) with the YAML 1.2 core schema's implicit types only."""
 
 
 _CoreLoader.yaml_implicit_resolvers = {}
@@ -142,4 +142,5 @@ def load_yaml(text: str, where: str):
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise XnorgenError(where, f"invalid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+        what = (getattr(e, "problem", None) or str(e)).strip().splitlines() or ["?"]
+        raise XnorgenError(where, f"invalid YAML{at}: {what[0]}") from None
