@@ -164,7 +164,7 @@ def _lying_header(arrays, key) -> bytes:
                 header = io.BytesIO()
                 np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                               "shape": (10**6, 10**6)})
-                z.writestr(k + ".npy", np.lib.format.magic(1, 0) + header.getvalue() + b"\0" * 64)
+                z.writestr(k + ".npy", header.getvalue() + b"\0" * 64)
             else:
                 z.writestr(k + ".npy", _npy_bytes(v))
     return buf.getvalue()

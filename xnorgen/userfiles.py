@@ -105,8 +105,13 @@ class NpzArrays:
     def __init__(self, path, what: str = "weights"):
         self.path, self.what = path, what
         self._cm = open_regular(path, what, limits.MAX_ARRAY_FILE_BYTES)
+        self._zip = None
 
     def __enter__(self):
+        return self if self._zip is not None else self.open()
+
+    def open(self):
+        """Open the file and read the zip's directory (also done by entering the context)."""
         f = self._cm.__enter__()
         where = str(self.path)
         try:

@@ -29,7 +29,7 @@ def attach_weights(net: Network) -> None:
     if net.weights_path is None:
         raise XnorgenError(where, "layers need weights but the description names no 'weights:' file")
     try:
-        npz = NpzArrays(net.weights_path)
+        npz = NpzArrays(net.weights_path).open()
     except XnorgenError as e:       # name the description that points at the file, too
         raise XnorgenError(f"{where}: weights {e.where}", e.what) from None
     with npz:
