@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
+from . import limits
 from .description import Conv2d, Dense, Layer
+from .errors import XnorgenError
 from .graph import Network
 from .naming import unique_c_idents
 from .packing import words_for
@@ -285,6 +287,9 @@ def plan_network(net: Network, target: Target, predict=None, fuse: bool = True) 
     plan = plan_epilogues(plan_binarize(Plan(net, target, layers), fuse), fuse)
     for p in (assign_storage, plan_packing, plan_tiling, plan_arena):
         plan = p(plan)
+    if plan.arena_size > limits.MAX_ARENA_BYTES:
+        raise XnorgenError(str(net.path or net.name), f"the arena needs {plan.arena_size} bytes, more than "
+                           f"the generated C can address ({limits.MAX_ARENA_BYTES})")
     if predict is not None:
         predict(plan)
     return plan
