@@ -265,3 +265,24 @@ def test_layers_whose_identifiers_would_collide_still_build(tmp_path):
     assert code == 0, err
     r = subprocess.run(["make", "-s", "-C", str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+# ---- the error boundary itself -----------------------------------------------------------------
+
+def test_a_bug_is_one_internal_error_line_and_xnorgen_debug_shows_the_traceback(net, tmp_path, monkeypatch):
+    import xnorgen.api
+
+    def broken(*a, **k):
+        raise KeyError("mask")
+    monkeypatch.setattr(xnorgen.api, "load", broken)
+    code, _, err = cli("compile", net, "-t", "x86-64", "-o", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: internal error: KeyError: 'mask'")
+    assert "please report" in err and "Traceback" not in err
+    r = CliRunner().invoke(main, ["compile", str(net), "-t", "x86-64", "-o", str(tmp_path / "out")],
+                           env={"XNORGEN_DEBUG": "1"})
+    assert isinstance(r.exception, KeyError)
+
+
+def test_usage_mistakes_are_one_line_too():
+    code, _, err = cli("compile", "--no-such-option")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
