@@ -1,6 +1,8 @@
 """simulate(): the three reports as JSON-able dicts, and their plain-text tables."""
 from __future__ import annotations
 
+import numpy as np
+
 from xnorgen.errors import XnorgenError
 
 from .machine import run_plan
@@ -109,8 +111,24 @@ def format_table(rep: dict) -> str:
     rows = [[m["layer"], m["mode"] or m["type"], m["instructions"], m["cycles"], m["microseconds"], m["bound"]]
             for m in rep["layers"]]
     rows.append(["total", "", t["instructions"], t["cycles"], t["microseconds"], None])
-    return f"{rep['network']} on {rep['target']} at {rep['clock_ghz']} GHz ({rep['model']} model)\n" + \
+    run = "functional run on the input" if rep["functional"] else "counts only"
+    text = f"{rep['network']} on {rep['target']} at {rep['clock_ghz']} GHz ({rep['model']} model, {run})\n" + \
         _table(["layer", "kind", "instructions", "cycles", "us", "bound by"], rows)
+    return (text + "\n" + _output_summary(rep["output"])) if rep["functional"] else text
+
+
+OUTPUT_VALUES_SHOWN = 10
+
+
+def _output_summary(output) -> str:
+    """What a functional run adds to the cycles table: the network's output for the input
+    (its shape, argmax, range and first values; the JSON has every value)."""
+    y = np.asarray(output, dtype=np.float64)
+    flat = y.ravel()
+    shown = " ".join(f"{v:.6g}" for v in flat[:OUTPUT_VALUES_SHOWN])
+    more = f" ... ({flat.size - OUTPUT_VALUES_SHOWN} more)" if flat.size > OUTPUT_VALUES_SHOWN else ""
+    return (f"output {list(y.shape)}: argmax {int(np.argmax(flat))}, min {flat.min():.6g}, max {flat.max():.6g}\n"
+            f"  {shown}{more}")
 
 
 def plot_sweeps(path) -> None:

@@ -278,3 +278,26 @@ def test_plot_writes_png(tmp_path):
     out = tmp_path / "fig4.png"
     r = CliRunner().invoke(main, ["simulate", "--sweep", "channels", "--plot", str(out)])
     assert r.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cycles_table_with_input_shows_the_functional_run(tmp_path):
+    """--input adds the output to the table (shape, argmax, range, first values); the counts are
+    those of the counts-only run."""
+    net, x = str(EXAMPLES / "digits" / "digits_xnor.yaml"), tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).standard_normal((1, 8, 8)).astype(np.float32))
+    args = ["simulate", net, "-t", "x86-64", "--report", "cycles"]
+    plain, functional, as_json = (CliRunner().invoke(main, args + extra)
+                                  for extra in ([], ["--input", str(x)], ["--input", str(x), "--format", "json"]))
+    assert plain.exit_code == functional.exit_code == as_json.exit_code == 0, functional.output
+    y = np.asarray(json.loads(as_json.output)["output"]).ravel()
+    head, *rows, summary, values = functional.output.splitlines()
+    assert "functional run on the input" in head and "counts only" in plain.output.splitlines()[0]
+    assert rows == plain.output.splitlines()[1:] and "output" not in plain.output
+    assert summary == f"output [10]: argmax {y.argmax()}, min {y.min():.6g}, max {y.max():.6g}"
+    assert values.split() == [f"{v:.6g}" for v in y]
+
+
+def test_output_summary_shows_the_first_values_of_a_long_output():
+    from xnorgen.sim.report import _output_summary
+    assert _output_summary([[float(i)] for i in range(12)]).splitlines() == \
+        ["output [12, 1]: argmax 11, min 0, max 11", "  0 1 2 3 4 5 6 7 8 9 ... (2 more)"]
