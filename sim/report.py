@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from xnorgen.errors import XnorgenError
+from xnorgen.reference import split_batch
 
 from .machine import run_plan
 from .memory import memory_report
@@ -49,6 +50,8 @@ def simulate(net, target="host", report="cycles", x=None, sweep=None) -> dict:
 
     report: speedup (the paper's model; with sweep=channels|kernel, Figure 4(b)/(c) instead),
     cycles (the target model; functional when x is given and the net has weights), memory.
+    x, when given, must be one sample of the input shape, finite real numbers (checked by
+    xnorgen.reference.split_batch, an XnorgenError otherwise), whichever the report.
     """
     if report not in REPORTS:
         raise XnorgenError("simulate", f"unknown report {report!r} (one of {', '.join(REPORTS)})")
@@ -61,6 +64,8 @@ def simulate(net, target="host", report="cycles", x=None, sweep=None) -> dict:
     if not hasattr(net, "layers"):
         from xnorgen.api import load
         net = load(net, weights=x is not None)
+    if x is not None:
+        x = split_batch(net, x, batch=False)[0][0]
     plan = plan_for(net, target)
     if report == "speedup":
         return network_model(plan)

@@ -137,31 +137,39 @@ def compile(net, target, weights_path, out_dir, flash_kib, ram_kib, no_fuse):
               help="write outputs to this .npy (default: print them)")
 @_user_errors
 def run(net, input_path, weights_path, out_path):
-    """Compile NET for this machine, load it with cffi and run it on an input .npy."""
+    """Compile NET for this machine, load it with cffi and run it on an input .npy.
+
+    The input (one sample or a batch of finite real numbers) and -o's directory are checked
+    before anything is built; a failed write leaves no file behind."""
     from .api import build, load
+    from .reference import split_batch
 
     try:
         x = np.load(input_path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise XnorgenError(input_path, f"cannot read input array: {e}") from None
+    if not isinstance(x, np.ndarray):
+        raise XnorgenError(input_path, "an .npz archive, not one .npy array")
+    out = None if out_path is None else Path(out_path)
+    if out is not None and not out.parent.is_dir():
+        raise XnorgenError(out_path, f"cannot write the outputs: {out.parent} is not an existing directory")
     network = load(net, weights_file=weights_path)
-    lib = build(network, "host")
-    try:
-        y = lib(x)
-    except XnorgenError as e:
-        raise XnorgenError(input_path, e.what) from None
-    if out_path is None:
+    split_batch(network, x, where=input_path)
+    y = build(network, "host")(x)
+    if out is None:
         np.set_printoptions(threshold=50, linewidth=100)
         click.echo(y)
         return
-    out = Path(out_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent.resolve())
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent.resolve())
         with os.fdopen(fd, "wb") as f:
             np.save(f, y)
         os.replace(tmp, out)
+    except OSError as e:
+        raise XnorgenError(out_path, f"cannot write the outputs: {e.strerror or e}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -191,9 +199,14 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_pat
             x = np.load(input_path, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise XnorgenError(input_path, f"cannot read input array: {e}") from None
+        if not isinstance(x, np.ndarray):
+            raise XnorgenError(input_path, "an .npz archive, not one .npy array")
     if net is not None:
         from .api import load
+        from .reference import split_batch
         net = load(net, weights=x is not None or weights_path is not None, weights_file=weights_path)
+        if x is not None:           # one sample of finite real numbers, named by its file
+            x = split_batch(net, x, where=input_path, batch=False)[0][0]
     rep = _simulate(net, target=target, report=report, x=x, sweep=sweep)
     if plot_path is not None:
         if sweep is None:

@@ -124,20 +124,49 @@ def run_sample(net: Network, x):
     return vals
 
 
-def split_batch(net: Network, x):
-    """(samples, is_batch) for one sample of the input shape or a batch of them."""
-    x = np.asarray(x)
+_FLOAT32_MAX = np.finfo(np.float32).max           # a float32, so float16 compares in float32
+_KINDS = {"b": "bool", "c": "complex", "U": "string", "S": "bytes", "M": "datetime64", "m": "timedelta64",
+          "O": "object", "V": "structured"}
+
+
+def split_batch(net: Network, x, where: str | None = None, batch: bool = True):
+    """(samples, is_batch): x checked as the network's input, the one check behind the callable,
+    reference() and the simulator.
+
+    x must be one sample of the input shape or (if batch) a batch of them on a first axis; of
+    integer or floating dtype (complex, bool, strings, bytes, dates, objects are refused); every
+    value finite and inside float32's range, the library's input type (docs/trust.md). Anything
+    else raises XnorgenError(where, ...) naming the first bad index; where defaults to
+    "<net>: input". samples keep x's dtype; is_batch says whether x had the batch axis.
+    """
+    where = where or f"{net.name}: input"
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise XnorgenError(where, f"not an array of numbers ({e})") from None
+    if x.dtype.kind not in "iuf":
+        kind = _KINDS.get(x.dtype.kind, "non-numeric")
+        hint = "; convert with .astype(np.float32)" if x.dtype.kind == "b" else ""
+        raise XnorgenError(where, f"{kind} values (dtype {str(x.dtype)[:60]}) are not accepted: the input must be real "
+                           f"numbers, a float or integer dtype{hint}")
     shape = tuple(net.input_shape)
-    if x.shape == shape:
-        return x[None], False
-    if x.shape[1:] == shape:
-        return x, True
-    raise XnorgenError(f"{net.name}: input", f"expected shape {list(shape)} or [N, {', '.join(map(str, shape))}], "
-                       f"got {list(x.shape)}")
+    if x.shape != shape and not (batch and x.shape[1:] == shape):
+        want = f"{list(shape)} or [N, {', '.join(map(str, shape))}]" if batch else f"{list(shape)} (one sample)"
+        raise XnorgenError(where, f"expected shape {want}, got {list(x.shape)}")
+    if x.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.abs(x) <= _FLOAT32_MAX              # False for NaN, +-inf and past float32
+        if not ok.all():
+            i = np.unravel_index(np.argmin(ok), x.shape)
+            what = "is not finite" if not np.isfinite(x[i]) else "is outside float32's range"
+            raise XnorgenError(where, f"value {x[i]} at index {[int(k) for k in i]} {what} "
+                               "(inputs must be finite float32 numbers)")
+    return (x[None], False) if x.shape == shape else (x, True)
 
 
 def reference(net: Network, x):
     """Golden output(s) for one sample or a batch (float64)."""
     samples, is_batch = split_batch(net, x)
-    outs = np.stack([run_sample(net, s)[net.output] for s in samples])
+    outs = [run_sample(net, s)[net.output] for s in samples]
+    outs = np.stack(outs) if outs else np.empty((0,) + tuple(net.output_shape))
     return outs if is_batch else outs[0]

@@ -49,6 +49,9 @@ class CompiledNetwork:
         return run
 
     def __call__(self, x) -> np.ndarray:
+        """Outputs (float32) for one sample of the input shape or a batch on a first axis. x must
+        hold finite real numbers (integer or float dtype; split_batch refuses anything else with
+        an XnorgenError): the C entry point itself leaves non-finite inputs unspecified."""
         samples, is_batch = split_batch(self.plan.net, x)
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         out = np.empty((len(samples),) + self.output_shape, dtype=np.float32)
