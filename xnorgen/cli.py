@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from .errors import XnorgenError, one_line
+from .userfiles import read_npy
 
 
 def _user_errors(fn):
@@ -144,12 +145,7 @@ def run(net, input_path, weights_path, out_path):
     from .api import build, load
     from .reference import split_batch
 
-    try:
-        x = np.load(input_path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise XnorgenError(input_path, f"cannot read input array: {e}") from None
-    if not isinstance(x, np.ndarray):
-        raise XnorgenError(input_path, "an .npz archive, not one .npy array")
+    x = read_npy(input_path)
     out = None if out_path is None else Path(out_path)
     if out is not None and not out.parent.is_dir():
         raise XnorgenError(out_path, f"cannot write the outputs: {out.parent} is not an existing directory")
@@ -195,12 +191,7 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_pat
         raise XnorgenError("simulate", "give a NET (net.yaml) or --sweep channels|kernel")
     x = None
     if input_path is not None:
-        try:
-            x = np.load(input_path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise XnorgenError(input_path, f"cannot read input array: {e}") from None
-        if not isinstance(x, np.ndarray):
-            raise XnorgenError(input_path, "an .npz archive, not one .npy array")
+        x = read_npy(input_path)
     if net is not None:
         from .api import load
         from .reference import split_batch

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import XnorgenError
+from .userfiles import NpzArrays
 
 SPLIT_SEED = 20160316        # fixed: the split is the same for every training seed
 TEST_FRACTION = 0.2
@@ -48,13 +49,10 @@ def _raw(data):
         d = load_digits()
         return "digits", d.data.astype(np.float64), d.target.astype(np.int64)
     path = Path(data)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "X" not in npz.files or "y" not in npz.files:
-                raise XnorgenError(str(path), f"expected arrays 'X' and 'y', found {', '.join(npz.files) or 'none'}")
-            x, y = npz["X"], npz["y"]
-    except (OSError, ValueError) as e:
-        raise XnorgenError(str(path), f"cannot read data: {e}") from None
+    with NpzArrays(path, "data") as npz:      # headers checked before data, a regular file only
+        if "X" not in npz.names or "y" not in npz.names:
+            raise XnorgenError(str(path), f"expected arrays 'X' and 'y', found {', '.join(npz.names[:8]) or 'none'}")
+        x, y = npz.read("X"), npz.read("y")
     if len(x) != len(y) or y.ndim != 1 or len(x) < 2:
         raise XnorgenError(str(path), f"X has {len(x)} samples and y shape {list(y.shape)}; need one label per sample")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:

@@ -59,8 +59,9 @@ def read_text(path, what: str, max_bytes: int = limits.MAX_DESCRIPTION_BYTES) ->
         raise XnorgenError(str(path), f"{what} is not UTF-8 text (byte {e.start})") from None
 
 
-def _read_header(f, where: str, name: str):
-    """(shape, dtype) from an .npy stream, positioned at the data afterwards."""
+def _read_header(f, where: str, name: str, real_only: bool = True):
+    """(shape, dtype) from an .npy stream, positioned at the data afterwards. real_only=False lets
+    any plain dtype through (the caller checks it; objects need pickle and are always refused)."""
     try:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -71,7 +72,8 @@ def _read_header(f, where: str, name: str):
             raise ValueError(f"unknown .npy version {version}")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise XnorgenError(where, f"{name}: not a readable .npy array ({_short(e)})") from None
-    if dtype.kind not in REAL_KINDS or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+    if dtype.hasobject or (real_only and (dtype.kind not in REAL_KINDS or dtype.fields is not None
+                                          or dtype.subdtype is not None)):
         raise XnorgenError(where, f"{name}: must hold real numbers, got dtype {dtype}")
     if fortran:
         raise XnorgenError(where, f"{name}: Fortran-ordered arrays are not supported; save it in C order")
@@ -163,12 +165,13 @@ class NpzArrays:
 
 
 def read_npy(path, what: str = "input array", max_bytes: int = limits.MAX_INPUT_BYTES) -> np.ndarray:
-    """One .npy array of real numbers, its header checked before its data is read."""
+    """One .npy array (any plain dtype: reference.split_batch is the check of what an input may
+    hold), its header read before its data, the file at most max_bytes."""
     where = str(path)
     with open_regular(path, what, max_bytes) as f:
         head = f.read(6)
         if head[:2] == b"PK":
-            raise XnorgenError(where, f"{what} must be one .npy array, got an .npz archive")
+            raise XnorgenError(where, "an .npz archive, not one .npy array")
         f.seek(0)
-        shape, dtype = _read_header(f, where, what)
+        shape, dtype = _read_header(f, where, what, real_only=False)
         return _read_data(f, shape, dtype, where, what).copy()
