@@ -286,3 +286,20 @@ def test_a_bug_is_one_internal_error_line_and_xnorgen_debug_shows_the_traceback(
 def test_usage_mistakes_are_one_line_too():
     code, _, err = cli("compile", "--no-such-option")
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_docs_state_the_limits_the_code_enforces():
+    from pathlib import Path
+
+    from xnorgen import limits
+    text = (Path(__file__).parents[1] / "docs" / "trust.md").read_text()
+    rows = [f"| net.yaml | {limits.MAX_DESCRIPTION_BYTES >> 20} MiB |",
+            f"| {limits.MAX_YAML_NODES:,} |", f"| {limits.MAX_YAML_DEPTH} levels |",
+            f"| characters in a number | {limits.MAX_NUMBER_CHARS} |", f"| layers | {limits.MAX_LAYERS:,} |",
+            f"| one size field | {limits.MAX_DIM:,} |",
+            f"| elements of one tensor or weight array | 2^{limits.MAX_TENSOR_ELEMENTS.bit_length() - 1} |",
+            f"| parameters in a network | 2^{limits.MAX_PARAMETERS.bit_length() - 1} |",
+            f"| arena | 2^{limits.MAX_ARENA_BYTES.bit_length()} - 1 bytes |",
+            f"| {limits.MAX_ARRAY_FILE_BYTES >> 30} GiB, {limits.MAX_INPUT_BYTES >> 30} GiB on disk |"]
+    for row in rows:
+        assert row in text, row
