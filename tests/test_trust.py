@@ -303,3 +303,9 @@ def test_docs_state_the_limits_the_code_enforces():
             f"| {limits.MAX_ARRAY_FILE_BYTES >> 30} GiB, {limits.MAX_INPUT_BYTES >> 30} GiB on disk |"]
     for row in rows:
         assert row in text, row
+
+
+def test_a_batchnorm_whose_folded_scale_overflows_float32_is_refused(tmp_path):
+    net = write_net(tmp_path, "bn", (2, 4, 4), [{"name": "bn", "type": "batchnorm"}, {"name": "r", "type": "relu"}],
+                    params={"bn.gamma": np.full(2, 1e38, np.float32), "bn.var": np.zeros(2, np.float32)})
+    compile_fails(net, tmp_path, "layer bn", "gamma / sqrt(var + eps) is beyond float32's range")

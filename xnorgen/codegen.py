@@ -53,6 +53,7 @@ _ENV = jinja2.Environment(
 
 
 def _c_float(v: float) -> str:
+    assert np.isfinite(np.float32(v)), f"constant {v} is not a finite float32: the front end checks weights"
     s = f"{float(np.float32(v)):.9g}"
     return (s if ("." in s or "e" in s) else s + ".0") + "f"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import XnorgenError
+from .description import BatchNorm
 from .graph import Network, expected_params
 from .userfiles import NpzArrays
 
@@ -34,19 +35,28 @@ def attach_weights(net: Network) -> None:
         raise XnorgenError(f"{where}: weights {e.where}", e.what) from None
     with npz:
         for layer in net.layers:
+            lwhere = f"{net.weights_path}: layer {layer.name}"
             for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
                 key = f"{layer.name}.{pname}"
-                lwhere = f"{net.weights_path}: layer {layer.name}"
                 if key not in npz.names:
                     raise XnorgenError(lwhere, f"missing array {key!r} of shape {list(shape)}")
-                a = npz.read(key, shape, lwhere).astype(np.float64)
-                if not np.all(np.isfinite(a)):
-                    raise XnorgenError(lwhere, f"array {key!r} has NaN or infinite entries")
-                if np.any(np.abs(a) > FLOAT32_MAX):
-                    raise XnorgenError(lwhere, f"array {key!r} has values beyond float32's range (+-{FLOAT32_MAX:.4g})")
-                if pname == "var" and np.any(a < 0):
-                    raise XnorgenError(lwhere, f"array {key!r} has negative variances")
-                layer.params[pname] = a
+                layer.params[pname] = _checked(npz.read(key, shape, lwhere).astype(np.float64), key, lwhere)
+            if isinstance(layer, BatchNorm):     # the C reads gamma / sqrt(var + eps) as one float32
+                scale = layer.params["gamma"] / np.sqrt(layer.params["var"] + layer.eps)
+                if np.any(np.abs(scale) > FLOAT32_MAX):
+                    raise XnorgenError(lwhere, "gamma / sqrt(var + eps) is beyond float32's range; "
+                                               "is var 0 with a huge gamma?")
+
+
+def _checked(a: np.ndarray, key: str, where: str) -> np.ndarray:
+    """a, if every entry is finite and a float32 (and a variance is not negative)."""
+    if not np.all(np.isfinite(a)):
+        raise XnorgenError(where, f"array {key!r} has NaN or infinite entries")
+    if np.any(np.abs(a) > FLOAT32_MAX):
+        raise XnorgenError(where, f"array {key!r} has values beyond float32's range (+-{FLOAT32_MAX:.4g})")
+    if key.endswith(".var") and np.any(a < 0):
+        raise XnorgenError(where, f"array {key!r} has negative variances")
+    return a
 
 
 def random_weights(net: Network, rng, weight_scale: float = 1.0, negative_gamma: bool = False) -> dict:
