@@ -1,0 +1,63 @@
+"""Random networks on every x86 target, library and harness built with ASan + UBSan.
+
+The harness (crossbuild.HARNESS) gives the library an arena of exactly <NAME>_ARENA_SIZE bytes
+and input/output buffers of exactly their sizes, all on the heap, so any access past them, and
+any undefined behaviour UBSan sees, aborts the run; the outputs must match the reference
+(contract section 2: 1e-4 of the output's scale).
+"""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import xnorgen
+import xnorgen.target as tg
+from netgen import random_network, write_net
+from test_random_dags import _grow
+from xnorgen import crossbuild
+from xnorgen.compiler import compile_network
+from xnorgen.errors import XnorgenError
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
+                                 reason="needs gcc and make")]
+
+SANITIZE = ("-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer", "-g", "-O1")
+X86 = [name for name, t in tg.all_targets().items() if "x86_64" in t.arch]
+
+
+def _networks(directory, rng):
+    """Two whole networks (float stem, xnor/bwn blocks, add, pools, dense head) from netgen and two
+    random DAGs from test_random_dags: odd channels, strides, borders, asymmetric kernels."""
+    yield xnorgen.load(random_network(directory, "whole0", rng))
+    yield xnorgen.load(random_network(directory, "whole1", rng, output="fc"))
+    for i in range(2):
+        shape = (int(rng.choice([1, 3, 64, 65])), int(rng.integers(2, 9)), int(rng.integers(2, 9)))
+        yield xnorgen.load(write_net(directory, f"dag{i}", shape, _grow(rng, shape), rng))
+
+
+def _run_sanitized(net, target, directory, x):
+    _, files = compile_network(net, target)
+    crossbuild.make_library(files, directory, target, " ".join(SANITIZE))
+    exe = crossbuild.build_harness(directory, net.name, target, SANITIZE)
+    try:
+        return crossbuild.run_harness(exe, target, x)
+    except XnorgenError as e:           # the error keeps one line: run again for the sanitizer's report
+        r = subprocess.run([str(exe), str(directory / "x.bin"), str(directory / "y.bin"), str(len(x))],
+                           capture_output=True, text=True)
+        pytest.fail(f"{net.name} on {target.name}: {e}\n{r.stderr[-5000:]}")
+
+
+@pytest.mark.parametrize("name", X86)
+def test_random_networks_clean_under_asan_ubsan(tmp_path, name):
+    target = tg.resolve(name)
+    if not tg.runs_here(target):
+        pytest.skip(f"{name} does not run on this machine (needs x86_64 with {', '.join(target.requires_cpu)})")
+    rng = np.random.default_rng(sum(map(ord, name)))
+    for net in _networks(tmp_path, rng):
+        d = tmp_path / net.name
+        x = rng.standard_normal((3, *net.input_shape)).astype(np.float32)
+        got, want = _run_sanitized(net, target, d, x), xnorgen.reference(net, x).reshape(3, -1)
+        assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max())), (net.name, name)
