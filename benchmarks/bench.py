@@ -50,18 +50,9 @@ def xnor_dense_net(tmp, n_in, n_out):
 
 
 def resnet18_net(tmp):
-    """examples/resnet18.yaml with seeded random weights."""
-    import shutil
-    src = HERE.parent / "examples" / "resnet18.yaml"
-    dst = Path(tmp) / "resnet18.yaml"
-    shutil.copy(src, dst)
-    text = dst.read_text()
-    if "weights:" not in text:
-        dst.write_text(text.replace("layers:", "weights: resnet18.npz\nlayers:", 1))
-    from xnorgen.weights import random_weights
-    net = xnorgen.load(dst, weights=False)
-    np.savez(Path(tmp) / "resnet18.npz", **random_weights(net, np.random.default_rng(3), weight_scale=0.1))
-    return xnorgen.load(dst)
+    """examples/resnet18.yaml with seeded random weights (layer_times' loader, the one benchmarks use)."""
+    from layer_times import load_with_weights
+    return load_with_weights(HERE.parent / "examples" / "resnet18.yaml")
 
 
 def numpy_conv(x, wt, pad):

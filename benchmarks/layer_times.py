@@ -101,14 +101,12 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0,
 def load_with_weights(path: Path):
     """The network, with seeded random weights if its description names none."""
     net = xnorgen.load(path, weights=False)
-    if all(not layer.params for layer in net.layers):
-        from xnorgen.weights import random_weights
-        tmp = Path(tempfile.mkdtemp())
-        text = path.read_text()
-        (tmp / path.name).write_text(text.replace("layers:", f"weights: {path.stem}.npz\nlayers:", 1))
-        np.savez(tmp / f"{path.stem}.npz", **random_weights(net, np.random.default_rng(3), weight_scale=0.1))
-        return xnorgen.load(tmp / path.name)
-    return xnorgen.load(path)
+    if net.weights_path is not None:
+        return xnorgen.load(path)
+    from xnorgen.weights import random_weights
+    weights = Path(tempfile.mkdtemp()) / f"{path.stem}.npz"
+    np.savez(weights, **random_weights(net, np.random.default_rng(3), weight_scale=0.1))
+    return xnorgen.load(path, weights_file=weights)
 
 
 def main(argv=None) -> int:
