@@ -199,10 +199,12 @@ MUTATIONS = [_tree_mutation, _tree_mutation, _tree_mutation, _text_mutation, _np
 
 def make_case(rng, seeds):
     src = rng.choice(seeds)
-    case = {"yaml": src["yaml"], "npz": dict(src["npz"]), "weights": src["weights"]}
+    case = {"yaml": src["yaml"], "npz": dict(src["npz"]), "weights": src["weights"], "ops": []}
     for _ in range(rng.randrange(1, 4)):
+        mutation = rng.choice(MUTATIONS)
+        case["ops"].append(mutation.__name__.strip("_").replace("_mutation", ""))
         try:
-            rng.choice(MUTATIONS)(rng, case)
+            mutation(rng, case)
         except (yaml.YAMLError, TypeError, ValueError, KeyError, IndexError, AttributeError):
             pass                       # a mutation that does not apply to this case
     return case
@@ -299,6 +301,7 @@ def run_cases(seed: int, n: int, builds: int = 0) -> list[dict]:
             work = Path(d) / str(i)
             work.mkdir()
             r = run_case(case, work, build=builds > 0)
+            r["ops"] = case["ops"]
             builds -= r["code"] == 0
             if r["problem"]:
                 r["yaml"] = (case.get("yaml_bytes") or case["yaml"].encode())[:2000].decode("utf-8", "replace")
@@ -319,6 +322,11 @@ if __name__ == "__main__":
         json.dump(res, sys.stdout)
     else:
         bad = [r for r in res if r["problem"]]
+        for op in ("tree", "text", "npz", "rename"):
+            mine = [r for r in res if op in r["ops"]]
+            print(f"{op:7} {len(mine):5} cases: {sum(r['code'] == 0 for r in mine):4} accepted, "
+                  f"{sum(r['code'] == 2 and not r['problem'] for r in mine):4} one-line errors, "
+                  f"{sum(bool(r['problem']) for r in mine)} problems")
         print(f"{len(res)} cases, {sum(r['code'] == 0 for r in res)} accepted, {len(bad)} problems, "
               f"slowest {max(r['seconds'] for r in res):.2f} s")
         for r in bad[:20]:
