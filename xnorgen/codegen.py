@@ -17,7 +17,7 @@ import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense, Pool
 from .fusion import residual_of
-from .lowering import layer_consts, mask_bytes
+from .lowering import const_c_type, layer_consts, mask_bytes
 from .naming import const_prefix, kernel_symbol, stage_symbol
 from .plan import INPUT, OUTPUT, LayerPlan, Plan, folded_pool, is_alias, manifest
 from .tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES, filter_block, float_filter_block, interior_columns
@@ -222,8 +222,7 @@ def render(plan: Plan) -> dict[str, str]:
     for lp in plan.layers:
         for c in layer_consts(lp, plan.target):
             consts.append({"symbol": f"{const_prefix(plan.net.name, lp.ident)}_{c.suffix}", "length": len(c.values),
-                           "ctype": {"word": net["word_t"], "int": "int32_t", "float": "float",
-                                     "mask": f"uint{8 * mask_bytes(plan.target)}_t"}[c.kind],
+                           "ctype": const_c_type(c.kind, plan.target)[0],
                            "comment": f"layer {lp.ident}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
     kernels = []

@@ -54,8 +54,7 @@ class SizeReport:
 def const_bytes(plan: Plan) -> int:
     """Bytes of every constant array the generated <name>_weights.c defines."""
     from .lowering import layer_consts
-    size = {"word": plan.target.word_bytes, "int": 4, "float": 4}
-    return sum(len(c.values) * size[c.kind] for lp in plan.layers for c in layer_consts(lp, plan.target))
+    return sum(len(c.values) * c.itemsize(plan.target) for lp in plan.layers for c in layer_consts(lp, plan.target))
 
 
 def estimate_flash(plan: Plan) -> int:

@@ -28,7 +28,14 @@ class Const:
     values: np.ndarray   # 1-D
 
     def itemsize(self, target: Target) -> int:
-        return {"word": target.word_bytes, "float": 4, "int": 4}.get(self.kind) or mask_bytes(target)
+        return const_c_type(self.kind, target)[1]
+
+
+def const_c_type(kind: str, target: Target) -> tuple[str, int]:
+    """(C element type, bytes) of a constant kind on a target: the one table codegen's declarations,
+    crossbuild's flash estimate and the plan's weight bytes all read."""
+    bits = {"word": target.word_bits, "float": 32, "int": 32, "mask": 8 * mask_bytes(target)}[kind]
+    return {"float": "float", "int": "int32_t"}.get(kind, f"uint{bits}_t"), bits // 8
 
 
 def mask_bytes(target: Target) -> int:
