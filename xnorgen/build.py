@@ -4,7 +4,10 @@ Needs: the files codegen.render produced, for a target that runs on this machine
 Guarantees: the extension module's name carries a hash of every generated file
 and of the compiler flags, so a changed network never loads a stale library;
 builds are cached on disk by that hash ($XNORGEN_CACHE, default
-~/.cache/xnorgen) and in memory per process.
+~/.cache/xnorgen) and in memory per process. A cached module is loaded only if
+its content hash matches the one recorded when it was built (a truncated,
+damaged or replaced .so is rebuilt); a cache writable by others gets a warning;
+every failure is an XnorgenError naming the cache or the build.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import cffi
@@ -25,7 +29,34 @@ _LOADED: dict[str, object] = {}
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XNORGEN_CACHE") or Path.home() / ".cache" / "xnorgen")
+    """The build cache, created if needed; a path that cannot be one is an XnorgenError."""
+    d = Path(os.environ.get("XNORGEN_CACHE") or Path.home() / ".cache" / "xnorgen")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        st = d.stat()
+    except OSError as e:
+        raise XnorgenError(f"build cache {d}", f"cannot use it: {e.strerror or e} (set XNORGEN_CACHE to a "
+                                               "writable directory)") from None
+    if st.st_mode & 0o022 and not st.st_mode & 0o1000:
+        warnings.warn(f"build cache {d}: writable by other users, who could replace the modules xnorgen "
+                      "loads from it (chmod go-w, or set XNORGEN_CACHE)", stacklevel=2)
+    return d
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _recorded_module(dest: Path, modname: str) -> Path | None:
+    """The cached module file if its content hash is the one recorded at build time, else None."""
+    files = sorted(dest.glob(f"{modname}*.so")) + sorted(dest.glob(f"{modname}*.pyd"))
+    record = dest / "sha256"
+    try:
+        if len(files) == 1 and record.read_text().strip() == _digest(files[0]):
+            return files[0]
+    except OSError:
+        pass
+    return None
 
 
 def module_name(name: str, files: dict[str, str], target: Target) -> str:
@@ -63,6 +94,8 @@ def _compile(modname: str, name: str, files: dict[str, str], target: Target, des
         finally:
             if old_cc is None:
                 os.environ.pop("CC", None)
+        built = sorted(work.glob(f"{modname}*.so")) + sorted(work.glob(f"{modname}*.pyd"))
+        (work / "sha256").write_text(_digest(built[0]) + "\n")     # checked at every load
         try:
             work.rename(dest)
         except OSError:          # another process finished the same build first
@@ -80,12 +113,21 @@ def load_module(name: str, files: dict[str, str], target: Target):
     if modname in _LOADED:
         return _LOADED[modname]
     dest = cache_dir() / modname
-    if not any(dest.glob(f"{modname}*.so")) and not any(dest.glob(f"{modname}*.pyd")):
-        shutil.rmtree(dest, ignore_errors=True)
-        _compile(modname, name, files, target, dest)
-    so = next(iter(sorted(dest.glob(f"{modname}*.so")) + sorted(dest.glob(f"{modname}*.pyd"))))
+    so = _recorded_module(dest, modname)
+    if so is None:                      # never built, or damaged or replaced since: build again
+        try:
+            shutil.rmtree(dest, ignore_errors=True)
+            _compile(modname, name, files, target, dest)
+        except OSError as e:
+            raise XnorgenError(f"build cache {dest.parent}", f"cannot write: {e.strerror or e}") from None
+        so = _recorded_module(dest, modname)
+        if so is None:
+            raise XnorgenError(f"build {name}", f"the module in {dest} changed while it was being loaded")
     spec = importlib.util.spec_from_file_location(modname, so)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    try:
+        spec.loader.exec_module(mod)
+    except (ImportError, OSError) as e:
+        raise XnorgenError(f"build {name}", f"cannot load {so.name}: {e}") from None
     _LOADED[modname] = mod
     return mod
