@@ -65,10 +65,9 @@ class Run:
 
 def layer_consts(lp, target) -> dict:
     """The constant arrays the C kernel reads (lowering), typed as the C types them."""
+    from xnorgen.lowering import const_c_type
     from xnorgen.lowering import layer_consts as lower
-    word = np.dtype(f"u{target.word_bytes}")
-    kinds = {"word": word, "float": np.float32, "int": np.int64, "mask": np.int64}
-    return {c.suffix: c.values.astype(kinds[c.kind]) for c in lower(lp, target)}
+    return {c.suffix: c.values.astype(const_c_type(c.kind, target).dtype) for c in lower(lp, target)}
 
 
 def _by_name(plan):

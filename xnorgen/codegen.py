@@ -222,7 +222,7 @@ def render(plan: Plan) -> dict[str, str]:
     for lp in plan.layers:
         for c in layer_consts(lp, plan.target):
             consts.append({"symbol": f"{const_prefix(plan.net.name, lp.ident)}_{c.suffix}", "length": len(c.values),
-                           "ctype": const_c_type(c.kind, plan.target)[0],
+                           "ctype": const_c_type(c.kind, plan.target).ctype,
                            "comment": f"layer {lp.ident}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
     kernels = []

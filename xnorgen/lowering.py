@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,14 +29,28 @@ class Const:
     values: np.ndarray   # 1-D
 
     def itemsize(self, target: Target) -> int:
-        return const_c_type(self.kind, target)[1]
+        return const_c_type(self.kind, target).itemsize
 
 
-def const_c_type(kind: str, target: Target) -> tuple[str, int]:
-    """(C element type, bytes) of a constant kind on a target: the one table codegen's declarations,
-    crossbuild's flash estimate and the plan's weight bytes all read."""
+class ConstType(NamedTuple):
+    """How one element of a constant kind is stored on a target."""
+    ctype: str           # C element type of its array in <name>_weights.c
+    itemsize: int        # bytes of one element: sizeof(ctype)
+    dtype: np.dtype      # numpy dtype holding the same values the C array holds (the simulator's copy)
+
+
+def const_c_type(kind: str, target: Target) -> ConstType:
+    """The one table of constant kinds, read by codegen's declarations, Const.itemsize (so
+    crossbuild.const_bytes) and the simulator's typed constants.
+
+    Needs: kind one of Const's kinds ("word", "float", "int", "mask"); KeyError otherwise.
+    Guarantees: dtype.itemsize == itemsize; words and masks unsigned, "int" int32.
+    """
     bits = {"word": target.word_bits, "float": 32, "int": 32, "mask": 8 * mask_bytes(target)}[kind]
-    return {"float": "float", "int": "int32_t"}.get(kind, f"uint{bits}_t"), bits // 8
+    if kind == "float":
+        return ConstType("float", bits // 8, np.dtype(np.float32))
+    sign = "" if kind == "int" else "u"
+    return ConstType(f"{sign}int{bits}_t", bits // 8, np.dtype(f"{sign}int{bits}"))
 
 
 def mask_bytes(target: Target) -> int:

@@ -1,0 +1,57 @@
+"""Lowering's one table of constant kinds (lowering.const_c_type): the bytes it gives
+(crossbuild.const_bytes) are the bytes of the arrays the compiler puts in the object file,
+and a network with every kind compiles for cortex-m4 through the CLI."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import xnorgen
+import xnorgen.target as tg
+from xnorgen.compiler import compile_network
+from xnorgen.crossbuild import const_bytes
+from xnorgen.lowering import const_c_type
+
+ROOT = Path(__file__).parents[1]
+TARGETS = ["x86-64", "x86-64-avx2", "x86-64-avx512", "armv8", "cortex-m4"]
+# together they hold every kind: float and mask (bwn), word (xnor), int (cifar's padpop)
+NETS = ["examples/digits/digits_bwn.yaml", "examples/digits/digits_xnor.yaml", "examples/cifar_xnor.yaml"]
+
+
+def test_cli_compiles_digits_bwn_for_cortex_m4(tmp_path):
+    """Its sign masks (kind "mask") crashed crossbuild's former copy of the table with KeyError."""
+    r = subprocess.run([sys.executable, "-m", "xnorgen.cli", "compile", str(ROOT / NETS[0]),
+                        "--target", "cortex-m4", "-o", str(tmp_path / "m4")], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and (tmp_path / "m4" / "digits_bwn_weights.c").is_file()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_dtype_holds_as_many_bytes_as_the_c_type(target):
+    t = tg.resolve(target)
+    for kind in ("word", "float", "int", "mask"):
+        ct = const_c_type(kind, t)
+        assert ct.dtype.itemsize == ct.itemsize, (kind, ct)
+
+
+@pytest.mark.parametrize("net_path", NETS, ids=lambda p: Path(p).stem)
+@pytest.mark.parametrize("target", TARGETS)
+def test_const_bytes_equals_the_symbol_sizes_of_the_compiled_weights(tmp_path, target, net_path):
+    """Measured by the target's own compiler and nm -S: sizeof of every <net>_w_* array."""
+    t = tg.resolve(target)
+    nm = tg.tool(t, "nm")
+    if shutil.which(t.cc) is None or shutil.which(nm) is None:
+        pytest.skip(f"needs {t.cc} and {nm}")
+    plan, files = compile_network(xnorgen.load(ROOT / net_path), t)
+    name = plan.net.name
+    for f in (f"{name}_weights.c", f"{name}_weights.h"):
+        (tmp_path / f).write_text(files[f])
+    obj = tmp_path / "w.o"
+    subprocess.run([t.cc, *t.cflags, "-c", str(tmp_path / f"{name}_weights.c"), "-o", str(obj)],
+                   check=True, capture_output=True)
+    rows = [ln.split() for ln in subprocess.run([nm, "-S", "--defined-only", str(obj)], check=True,
+                                                capture_output=True, text=True).stdout.splitlines()]
+    sizes = [int(r[1], 16) for r in rows if len(r) == 4 and r[3].startswith(f"{name}_w_")]
+    assert sizes and sum(sizes) == const_bytes(plan)
