@@ -311,25 +311,4 @@ def test_a_batchnorm_whose_folded_scale_overflows_float32_is_refused(tmp_path):
     compile_fails(net, tmp_path, "layer bn", "gamma / sqrt(var + eps) is beyond float32's range")
 
 
-# ---- 8. cortex-m4: one table of constant kinds --------------------------------------------------
-
-@pytest.mark.cross
-@pytest.mark.skipif(not __import__("shutil").which("arm-none-eabi-gcc"), reason="needs arm-none-eabi-gcc")
-def test_bwn_network_compiles_for_cortex_m4_and_its_constant_bytes_are_the_objects(tmp_path):
-    """digits_bwn's sign masks (kind "mask") crashed crossbuild's own size table; now one table
-    sizes every kind, and its total equals the symbol sizes arm-none-eabi-nm reads off the build."""
-    from pathlib import Path
-
-    import xnorgen
-    from xnorgen.compiler import compile_network
-    from xnorgen.crossbuild import const_bytes
-    net_path = Path(__file__).parents[1] / "examples" / "digits" / "digits_bwn.yaml"
-    out = tmp_path / "m4"
-    code, stdout, err = cli("compile", net_path, "-t", "cortex-m4", "-o", out)
-    assert code == 0, err
-    subprocess.run(["make", "-s", "-C", str(out)], check=True, capture_output=True)
-    nm = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(out / "digits_bwn_weights.o")],
-                        capture_output=True, text=True, check=True).stdout.split("\n")
-    sizes = [int(ln.split()[1], 16) for ln in nm if len(ln.split()) == 4 and ln.split()[3].startswith("digits_bwn_w_")]
-    plan, _ = compile_network(xnorgen.load(net_path), "cortex-m4")
-    assert sizes and sum(sizes) == const_bytes(plan)
+# ---- 8. cortex-m4 (one table of constant kinds): tests/test_lowering.py
