@@ -51,7 +51,7 @@ def _raw(data):
     path = Path(data)
     with NpzArrays(path, "data") as npz:      # headers checked before data, a regular file only
         if "X" not in npz.names or "y" not in npz.names:
-            raise XnorgenError(str(path), f"expected arrays 'X' and 'y', found {', '.join(npz.names[:8]) or 'none'}")
+            raise XnorgenError(str(path), f"expected arrays 'X' and 'y', found {', '.join(list(npz.names)[:8]) or 'none'}")
         x, y = npz.read("X"), npz.read("y")
     if len(x) != len(y) or y.ndim != 1 or len(x) < 2:
         raise XnorgenError(str(path), f"X has {len(x)} samples and y shape {list(y.shape)}; need one label per sample")

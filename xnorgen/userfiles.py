@@ -102,7 +102,8 @@ def _short(e: BaseException) -> str:
 class NpzArrays:
     """The members of a weights .npz, read one at a time after their headers are checked.
 
-    with NpzArrays(path) as npz: npz.names; npz.read("conv1.weight", expected_shape)"""
+    with NpzArrays(path) as npz: npz.names; npz.read("conv1.weight", expected_shape)
+    (open() does what entering does, for a caller that wants to name its own errors first)."""
 
     def __init__(self, path, what: str = "weights"):
         self.path, self.what = path, what
@@ -136,13 +137,9 @@ class NpzArrays:
         return self._cm.__exit__(*exc)
 
     @property
-    def names(self) -> list[str]:
-        return list(self._members)
-
-    def header(self, key: str):
-        """(shape, dtype) of a member, reading only its header."""
-        with self._open(key) as f:
-            return _read_header(f, str(self.path), repr(key))
+    def names(self):
+        """The member names without ".npy" (a set-like view: `key in npz.names` is one lookup)."""
+        return self._members.keys()
 
     def read(self, key: str, expected_shape: tuple[int, ...] | None = None, where: str | None = None) -> np.ndarray:
         """The member's array; its header is checked (real dtype, expected shape) before the data is
