@@ -42,7 +42,9 @@ def _replaceable(out: Path) -> str | None:
     if not entries:
         return None
     if MARKER not in entries:
-        return "is not empty and is not an xnorgen output"
+        older = " (an output of an xnorgen before 0.2 has no marker: delete it yourself)" \
+            if "manifest.json" in entries else ""
+        return f"is not empty and is not an xnorgen output{older}"
     try:
         marker = json.loads(entries[MARKER].read_text())
         listed, name = set(marker["files"]), marker["name"]
