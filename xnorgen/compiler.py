@@ -42,7 +42,7 @@ def _replaceable(out: Path) -> str | None:
     if not entries:
         return None
     if MARKER not in entries:
-        older = " (an output of an xnorgen before 0.2 has no marker: delete it yourself)" \
+        older = " (an older xnorgen wrote no marker; delete such an output yourself)" \
             if "manifest.json" in entries else ""
         return f"is not empty and is not an xnorgen output{older}"
     try:
