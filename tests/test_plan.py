@@ -73,7 +73,7 @@ def test_manifest_records_the_plan(tmp_path):
     net = xnorgen.load(random_network(tmp_path, "m", np.random.default_rng(3)))
     plan, files = compile_network(net, "x86-64")
     m = json.loads(files["manifest.json"])
-    assert m["arena_size"] == plan.arena_size
+    assert m["schema_version"] == 1 and m["arena_size"] == plan.arena_size
     assert f"#define M_ARENA_SIZE {plan.arena_size}" in files["m.h"]
     conv = next(lay for lay in m["layers"] if lay["name"] == "b2")
     assert conv["packing"]["word_bits"] == 64 and conv["tiling"]["filter_block"] >= 4

@@ -306,6 +306,10 @@ TARGET_KNOBS = ("filter_block", "float_block", "bwn_expand", "pixel_lanes", "sto
                 "stream_prefetch")
 
 
+#: manifest.json's layout version: raised whenever a key is renamed, removed or changes meaning.
+MANIFEST_SCHEMA_VERSION = 1
+
+
 def manifest(plan: Plan) -> dict:
     """The plan as plain JSON-able data (manifest.json)."""
     assert plan.arena_size is not None, "run plan_arena first"
@@ -335,6 +339,7 @@ def manifest(plan: Plan) -> dict:
                        "epilogue": lp.epilogue},
         })
     return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
         "name": plan.net.name, "target": plan.target.name, "word_bits": plan.target.word_bits,
         "target_knobs": {k: getattr(plan.target, k) for k in TARGET_KNOBS}, "tuned": plan.target.tuned or None,
         "input_shape": list(plan.net.input_shape), "output": plan.net.output,
