@@ -312,3 +312,11 @@ def test_a_batchnorm_whose_folded_scale_overflows_float32_is_refused(tmp_path):
 
 
 # ---- 8. cortex-m4 (one table of constant kinds): tests/test_lowering.py
+
+
+@pytest.mark.parametrize("report", ["memory", "cycles", "speedup"])
+def test_simulate_needs_no_weights_file(net, report):
+    """Issue 15 item 4: `simulate --report memory` on a network without its weights was a traceback."""
+    net.with_suffix(".npz").unlink()
+    code, out, err = cli("simulate", net, "-t", "x86-64", "--report", report)
+    assert code == 0 and out.strip() and not err.strip(), err
