@@ -187,3 +187,13 @@ def test_warnings_are_one_line(tmp_path):
     r = xnorgen_cli("compile", net, "--target", "x86-64", "-o", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == f"warning: {net}: layer c: pad_value applies to xnor layers only; this bwn convolution zero-pads"
+
+
+@pytest.mark.parametrize("field, value", [("cflags", ["-O2", "$(shell touch PWNED)"]), ("cc", "gcc; touch PWNED"),
+                                          ("name", "x y")])
+def test_target_tools_and_flags_are_plain_words(good_net, tmp_path, field, value):
+    """A target file's tools and flags reach the Makefile and a command line: shell or make syntax is refused."""
+    tdir = _variant_target(tmp_path, "odd.yaml", **{"name": "odd", field: value})
+    _compile_fails(good_net, tmp_path, str(tdir / "odd.yaml"), field, target="x86-64",
+                   env={"XNORGEN_TARGETS": str(tdir)})
+    assert not (tmp_path / "PWNED").exists()

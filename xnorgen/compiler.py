@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from xnorgen.sim.costmodel import predict

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -110,10 +111,27 @@ def all_targets() -> dict[str, Target]:
             d = {**d, **{k: tuple(d.get(k, ())) for k in ("arch", "requires_cpu", "cflags", "run")}}
             _check_ports(d.get("ports") or {})
             _check_float_block(d.get("float_block", 0))
+            _check_tools(d)
             out[d["name"]] = Target(**d)
         except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
             raise XnorgenError(str(f), f"invalid target description: {e}") from None
     return out
+
+
+#: What a target's name, tools and flags may hold: they reach a Makefile and a command line.
+_TOOL_WORD = re.compile(r"[A-Za-z0-9_.,=+/:@-]+\Z")
+
+
+def _check_tools(d: dict) -> None:
+    """name, cc, ar, cflags and run are plain words (no space, quote, $ or ;), so a target file
+    cannot smuggle shell or make syntax into the generated Makefile (TypeError names the field)."""
+    for key in ("name", "cc", "ar"):
+        if not isinstance(d.get(key), str) or not _TOOL_WORD.match(d[key]):
+            raise TypeError(f"{key} must be one plain word, got {str(d.get(key))[:60]!r}")
+    for key in ("cflags", "run"):
+        for word in d[key]:
+            if not isinstance(word, str) or not _TOOL_WORD.match(word):
+                raise TypeError(f"{key}: {str(word)[:60]!r} is not one plain word")
 
 
 def _check_ports(ports: dict) -> None:
