@@ -320,3 +320,16 @@ def test_simulate_needs_no_weights_file(net, report):
     net.with_suffix(".npz").unlink()
     code, out, err = cli("simulate", net, "-t", "x86-64", "--report", report)
     assert code == 0 and out.strip() and not err.strip(), err
+
+
+def test_an_output_of_another_network_is_replaced_with_its_build_products(net, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", net, "-t", "x86-64", "-o", out)[0] == 0
+    subprocess.run(["make", "-s", "-C", str(out)], check=True, capture_output=True)
+    other = write_net(tmp_path, "other", (5, 6, 6), LAYERS)
+    code, _, err = cli("compile", other, "-t", "x86-64", "-o", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".xnorgen-output.json", "Makefile", "manifest.json", "other.c", "other.h", "other_weights.c",
+         "other_weights.h"])
+    assert not list(tmp_path.glob(".out.*"))

@@ -53,9 +53,10 @@ def _replaceable(out: Path) -> str | None:
     missing = sorted(listed - set(entries))
     extra = sorted(set(entries) - listed - {MARKER} - build_products(str(name)))
     odd = sorted(n for n, p in entries.items() if p.is_symlink() or not p.is_file())
-    if missing or extra or odd:
-        return f"holds files xnorgen did not write there ({(extra or odd or missing)[0]}...)" if extra or odd \
-            else f"lacks {missing[0]}, which xnorgen wrote there"
+    if extra or odd:
+        return f"holds files xnorgen did not write there ({(extra + odd)[0]}...)"
+    if missing:
+        return f"lacks {missing[0]}, which xnorgen wrote there"
     return None
 
 
@@ -94,7 +95,7 @@ def _write_directory(files: dict[str, str], out: Path, name: str, where: str) ->
             old.rmdir()
             out.rename(old)
             tmp.rename(out)
-            _remove_output(old, name)
+            _remove_output(old)
         else:
             tmp.rename(out)
     finally:
@@ -102,14 +103,15 @@ def _write_directory(files: dict[str, str], out: Path, name: str, where: str) ->
     return out
 
 
-def _remove_output(old: Path, name: str) -> None:
-    """Delete a replaced output: the files its marker lists and the Makefile's products, then the
+def _remove_output(old: Path) -> None:
+    """Delete a replaced output: the files its marker lists and its Makefile's products, then the
     directory; anything else that appeared meanwhile is left where it is."""
     try:
-        listed = set(json.loads((old / MARKER).read_text()).get("files", []))
-    except (OSError, ValueError, AttributeError):
+        marker = json.loads((old / MARKER).read_text())
+        listed = set(marker["files"]) | build_products(str(marker["name"]))
+    except (OSError, ValueError, KeyError, TypeError):
         listed = set()
-    for fname in (listed | build_products(name) | {MARKER}) & {p.name for p in old.iterdir()}:
+    for fname in (listed | {MARKER}) & {p.name for p in old.iterdir()}:
         (old / fname).unlink()
     try:
         old.rmdir()
