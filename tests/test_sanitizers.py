@@ -14,8 +14,7 @@ import pytest
 
 import xnorgen
 import xnorgen.target as tg
-from netgen import random_network, write_net
-from test_random_dags import _grow
+from netgen import random_dag_layers, random_network, write_net
 from xnorgen import crossbuild
 from xnorgen.compiler import compile_network
 from xnorgen.errors import XnorgenError
@@ -31,12 +30,12 @@ X86 = [name for name, t in tg.all_targets().items() if "x86_64" in t.arch]
 
 def _networks(directory, rng):
     """Two whole networks (float stem, xnor/bwn blocks, add, pools, dense head) from netgen and two
-    random DAGs from test_random_dags: odd channels, strides, borders, asymmetric kernels."""
+    random DAGs (netgen.random_dag_layers): odd channels, strides, borders, asymmetric kernels."""
     yield xnorgen.load(random_network(directory, "whole0", rng))
     yield xnorgen.load(random_network(directory, "whole1", rng, output="fc"))
     for i in range(2):
         shape = (int(rng.choice([1, 3, 64, 65])), int(rng.integers(2, 9)), int(rng.integers(2, 9)))
-        yield xnorgen.load(write_net(directory, f"dag{i}", shape, _grow(rng, shape), rng))
+        yield xnorgen.load(write_net(directory, f"dag{i}", shape, random_dag_layers(rng, shape), rng))
 
 
 def _sanitized_harness(net, target, directory):

@@ -100,9 +100,9 @@ def _scan_events(text: str, where: str) -> None:
             add(sizes.get(ev.anchor, 1))
 
 
-def _check_keys(node, where: str, seen: set) -> None:
-    """Mapping keys are plain strings and unique (iterative over shared alias nodes once each)."""
-    todo = [node]
+def _check_keys(node, where: str) -> None:
+    """Mapping keys are plain strings and unique (iterative; a node shared by aliases is seen once)."""
+    todo, seen = [node], set()
     while todo:
         n = todo.pop()
         if id(n) in seen:
@@ -129,7 +129,7 @@ def load_yaml(text: str, where: str):
         node = yaml.compose(text, Loader=_CoreLoader)
         if node is None:
             return None
-        _check_keys(node, where, set())
+        _check_keys(node, where)
         loader = _CoreLoader(text)
         try:
             return loader.construct_document(node)
