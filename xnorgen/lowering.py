@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .description import BatchNorm, Conv2d, Dense
 from .packing import pack_signs, pad_word_pattern, popcount, words_for
-from .plan import LayerPlan
 from .reference import alpha
 from .target import Target
+
+if TYPE_CHECKING:                # annotations only: plan.manifest imports this module
+    from .plan import LayerPlan
 
 
 @dataclass
