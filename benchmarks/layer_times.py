@@ -74,7 +74,8 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0,
                 cold_read: bool = False) -> list[tuple[str, float]]:
     """[(kernel function, median ms)] for each call of the driver, in call order."""
     t = resolve(target) if isinstance(target, str) else target
-    from xnorgen.compiler import compile_network, write_directory
+    from xnorgen.api import compile_network
+    from xnorgen.toolchain.output import write_directory
     _, files = compile_network(net, t)
     name = net.name
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +104,7 @@ def load_with_weights(path: Path):
     net = xnorgen.load(path, weights=False)
     if net.weights_path is not None:
         return xnorgen.load(path)
-    from xnorgen.weights import random_weights
+    from xnorgen.frontend.weights import random_weights
     weights = Path(tempfile.mkdtemp()) / f"{path.stem}.npz"
     np.savez(weights, **random_weights(net, np.random.default_rng(3), weight_scale=0.1))
     return xnorgen.load(path, weights_file=weights)

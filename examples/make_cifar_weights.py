@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import xnorgen
-from xnorgen.weights import random_weights
+from xnorgen.frontend.weights import random_weights
 
 HERE = Path(__file__).parent
 

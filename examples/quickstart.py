@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 import xnorgen
-from xnorgen.compiler import compile_network, write_directory
+from xnorgen.api import compile_network
+from xnorgen.toolchain.output import write_directory
 
 HERE = Path(__file__).parent
 

@@ -47,7 +47,7 @@ def available() -> bool:
 
 def build_harness(net, target, workdir) -> Path:
     """Compile the network (with weights) and a driver into workdir/harness; returns the binary."""
-    from xnorgen.compiler import compile_network
+    from xnorgen.api import compile_network
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     plan, files = compile_network(net, target)

@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 
-from xnorgen.tiling import BINARIZE_TILE, SUM_LANES
+from xnorgen.plan.tiling import BINARIZE_TILE, SUM_LANES
 
 from .ops import loop, scaled, simd_kind
 

@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 
 from xnorgen.packing import pad_word_pattern
-from xnorgen.tiling import LANE_FILTERS
+from xnorgen.plan.tiling import LANE_FILTERS
 
 from .kernels_binarize import F32, abs_mean, bn_float32, pack_words
 from .loops import tap_mask, valid_taps, window_bounds

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xnorgen.description import BatchNorm, Conv2d, Dense, Pool
-from xnorgen.plan import Plan, is_alias
+from xnorgen.frontend.description import BatchNorm, Conv2d, Dense, Pool
+from xnorgen.plan.core import Plan, is_alias
 
 from . import kernels_binarize as kb
 from . import kernels_conv as kc
@@ -65,8 +65,8 @@ class Run:
 
 def layer_consts(lp, target) -> dict:
     """The constant arrays the C kernel reads (lowering), typed as the C types them."""
-    from xnorgen.lowering import const_c_type
-    from xnorgen.lowering import layer_consts as lower
+    from xnorgen.codegen.lowering import const_c_type
+    from xnorgen.codegen.lowering import layer_consts as lower
     return {c.suffix: c.values.astype(const_c_type(c.kind, target).dtype) for c in lower(lp, target)}
 
 

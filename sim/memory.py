@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from math import prod
 
-from xnorgen.description import BatchNorm, Conv2d, Dense
-from xnorgen.lowering import weight_bytes
+from xnorgen.frontend.description import BatchNorm, Conv2d, Dense
+from xnorgen.codegen.lowering import weight_bytes
 from xnorgen.packing import words_for
-from xnorgen.plan import sum_of_buffers
+from xnorgen.plan.core import sum_of_buffers
 
 
 def layer_params(lp) -> tuple[int, int]:

@@ -47,7 +47,7 @@ def layer_model(lp) -> dict | None:
     """
     from math import prod
 
-    from xnorgen.description import Conv2d, Dense
+    from xnorgen.frontend.description import Conv2d, Dense
     layer = lp.layer
     if isinstance(layer, Conv2d):
         c, n_w, n_i, filters = lp.in_shapes[0][0], prod(layer.kernel), lp.out_shape[1] * lp.out_shape[2], layer.filters

@@ -17,7 +17,7 @@ SWEEPS = ("channels", "kernel")
 
 def plan_for(net, target):
     """Plan a network (weights not needed) for a target name or Target."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     from xnorgen.target import resolve
     t = resolve(target) if isinstance(target, str) else target
     return plan_network(net, t)

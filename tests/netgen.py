@@ -7,9 +7,9 @@ import numpy as np
 import yaml
 
 import xnorgen
-from xnorgen.weights import random_weights
-from xnorgen.description import Description, _parse_layer, read_description
-from xnorgen.graph import build_graph
+from xnorgen.frontend.weights import random_weights
+from xnorgen.frontend.description import Description, _parse_layer, read_description
+from xnorgen.frontend.graph import build_graph
 
 
 def write_net(directory, name, input_shape, layers, rng=None, params=None, output=None):

@@ -11,7 +11,7 @@ import pytest
 import xnorgen
 from netgen import write_net
 
-build = importlib.import_module("xnorgen.build")     # the module (xnorgen.build is also the API function)
+build = importlib.import_module("xnorgen.toolchain.loader")     # the module (xnorgen.build is also the API function)
 
 LAYERS = [{"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 4, "kernel": 3, "padding": 1},
           {"name": "flat", "type": "flatten"}, {"name": "fc", "type": "dense", "units": 3, "bias": True}]

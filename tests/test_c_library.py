@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import xnorgen
 from netgen import random_input, random_network
 from xnorgen.cli import main
-from xnorgen.crossbuild import HARNESS, build_harness, run_harness
+from xnorgen.toolchain.cross import HARNESS, build_harness, run_harness
 from xnorgen.target import resolve
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,

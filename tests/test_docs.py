@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import xnorgen
 from xnorgen.cli import main
-from xnorgen.plan import plan_network
+from xnorgen.plan.core import plan_network
 from xnorgen.sim.paper import speedup, sweep_channels, sweep_kernel
 from xnorgen.target import resolve
 
@@ -80,8 +80,8 @@ def digits_accuracy():
     """Test accuracy of the committed digits weights, through the trainer's batched forward pass
     (test_train_e2e holds its predictions equal to the golden model's; it is 10x faster)."""
     pytest.importorskip("sklearn")
-    from xnorgen.train_data import load_dataset
-    from xnorgen.trainer import Model
+    from xnorgen.training.data import load_dataset
+    from xnorgen.training.trainer import Model
     acc = []
     for mode in ("float", "bwn", "xnor"):
         net = xnorgen.load(ROOT / f"examples/digits/digits_{mode}.yaml")

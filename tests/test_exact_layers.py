@@ -120,7 +120,7 @@ KERNEL_PATHS = [(k, "pixel_lanes") for k in ("host", "portable")] + \
 def test_xnor_conv_kernel_path_exact(tmp_path, option, case, kind):
     """The ISA hooks (host) and their portable C of one kernel path, where the plan takes it:
     equal to the golden model's integer core."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     c, h, w, f, kernel, stride, padding, pad_value = case
     t = _target_with(kind, option)
     net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 5 + c)
@@ -145,7 +145,7 @@ PREFETCH_CASES = [
 def test_xnor_conv_next_block_prefetch_exact(tmp_path, case, kind):
     """The per-pixel path with prefetches of the next block's weights (a hint: the last block's
     point past the weights), and without them (portable: no prefetch instruction): exact."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     c, h, w, f, kernel, stride, padding, pad_value = case
     t = _target_with(kind, "block_prefetch", 1)   # portable: 4-filter blocks, so 1 line per pixel
     net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=c + w)
@@ -159,7 +159,7 @@ def test_xnor_conv_next_block_prefetch_exact(tmp_path, case, kind):
 def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
     """A folded residual add goes through the tile store too (v + res per output): equal bit for
     bit to the simulator's float32 model, scaled (alpha, K, bias) on."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     from xnorgen.sim.machine import run_plan
     t = _tile_target(kind)
     layers = [{"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 20, "kernel": 3, "padding": 1,
@@ -177,7 +177,7 @@ def test_xnor_conv_tile_into_fused_binarize_is_bit_exact(tmp_path, kind, f):
     """An xnor conv whose epilogue binarizes for the next xnor conv (batchnorm + sign, and A for
     its K) adds |y| to A through the tile (filters in order): the whole network equals the
     simulator's float32 model bit for bit."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     from xnorgen.sim.machine import run_plan
     t = _tile_target(kind)
     layers = [{"name": "c1", "type": "conv2d", "mode": "xnor", "filters": f, "kernel": 3, "padding": 1},
@@ -198,7 +198,7 @@ def test_k_map_is_bit_exact(tmp_path, target, hw, kernel, stride, padding):
     """K (xg_box_mean) on the target's compiler flags against the simulator's float32 sums, which
     add each output's taps in the same order: equal bit for bit (a gcc 12 AVX-512 miscompile of
     the interior loop was caught here; it only showed with A and K in one arena)."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     from xnorgen.sim.machine import run_plan
     from xnorgen.target import resolve
     layer = {"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 5, "kernel": kernel, "stride": stride,
@@ -217,7 +217,7 @@ def test_xnor_conv_pixel_lanes_random_shapes(tmp_path, c, h, w, f, kh, kw, sh, p
     """Random shapes on the host's lanes path where the plan takes it (one word per pixel, stride 1):
     equal to the golden model's integer core."""
     from hypothesis import assume
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
     t = _lanes_target("host")
     net = xnor_conv_net(tmp_path, c, h, w, f, [kh, kw], [sh, 1], [ph, pw], pad_value, seed)
@@ -252,7 +252,7 @@ def test_float_conv_pixel_lanes_bit_exact(tmp_path, case):
     """The lanes path (xg_macc_lanes: the ISA hook on the host, the portable one on x86-64 with
     lanes switched on) equals the simulator's float32 model bit for bit, batchnorm and relu folded
     into its epilogue, and the golden model to float tolerance."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     from xnorgen.sim.machine import run_plan
     c, h, w, f, kernel, stride, padding = case
     layers = [{"name": "conv", "type": "conv2d", "filters": f, "kernel": kernel, "stride": stride,
@@ -296,7 +296,7 @@ def test_xnor_dense_integer_core_is_exact(tmp_path, n):
 def test_xnor_dense_weight_stream_is_exact(tmp_path, n, units, kind):
     """The prefetching weight stream (target.stream_prefetch: xg_xor_popcount_stream) and its
     portable C, on partial words and partial unit blocks: equal to the integer core."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     t = _target_with(kind, "stream_prefetch")
     layer = {"name": "fc", "type": "dense", "mode": "xnor", "units": units, "scale_weight": False,
              "scale_input": False}

@@ -5,7 +5,7 @@ import pytest
 
 import xnorgen
 from netgen import random_input, random_network, write_net
-from xnorgen.plan import plan_network
+from xnorgen.plan.core import plan_network
 from xnorgen.sim.machine import run_plan
 from xnorgen.target import resolve
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xnorgen.description import read_description
+from xnorgen.frontend.description import read_description
 from xnorgen.errors import XnorgenError
 
 HERE = Path(__file__).parent

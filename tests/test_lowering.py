@@ -10,9 +10,9 @@ import pytest
 
 import xnorgen
 import xnorgen.target as tg
-from xnorgen.compiler import compile_network
-from xnorgen.crossbuild import const_bytes
-from xnorgen.lowering import const_c_type
+from xnorgen.api import compile_network
+from xnorgen.toolchain.cross import const_bytes
+from xnorgen.codegen.lowering import const_c_type
 
 ROOT = Path(__file__).parents[1]
 TARGETS = ["x86-64", "x86-64-avx2", "x86-64-avx512", "armv8", "cortex-m4"]

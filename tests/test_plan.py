@@ -6,9 +6,9 @@ import pytest
 
 import xnorgen
 from netgen import random_network, write_net
-from xnorgen.compiler import compile_network
-from xnorgen.lowering import layer_consts, weight_bytes
-from xnorgen.plan import ALIGN, plan_network, sum_of_buffers
+from xnorgen.api import compile_network
+from xnorgen.codegen.lowering import layer_consts, weight_bytes
+from xnorgen.plan.core import ALIGN, plan_network, sum_of_buffers
 from xnorgen.target import resolve
 
 
@@ -98,7 +98,7 @@ def test_bwn_masks_expand_only_on_maps_that_repay_it(tmp_path, hw, expanded):
     """target.bwn_expand applies from MIN_EXPAND_PIXELS (128) outputs per filter; the expansion
     buffer (one block of +-1.0 floats) is planned in the arena only then."""
     import dataclasses
-    from xnorgen.tiling import MIN_EXPAND_PIXELS
+    from xnorgen.plan.tiling import MIN_EXPAND_PIXELS
     t = dataclasses.replace(resolve("x86-64"), bwn_expand=True)
     layer = {"name": "conv", "type": "conv2d", "mode": "bwn", "filters": 8, "kernel": 3, "padding": 1}
     net = xnorgen.load(write_net(tmp_path, "bw", (5, *hw), [layer], np.random.default_rng(1)))

@@ -16,7 +16,7 @@ import xnorgen
 import xnorgen.target as tg
 from netgen import random_dag_layers, random_network, write_net
 from xnorgen import crossbuild
-from xnorgen.compiler import compile_network
+from xnorgen.api import compile_network
 from xnorgen.errors import XnorgenError
 
 pytestmark = [pytest.mark.slow,

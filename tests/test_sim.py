@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import xnorgen
 from netgen import random_input, random_network, write_net
 from xnorgen.cli import main
-from xnorgen.plan import plan_network
+from xnorgen.plan.core import plan_network
 from xnorgen.reference import binary_conv_core
 from xnorgen.sim.machine import run_plan
 from xnorgen.sim.paper import speedup, sweep_channels, sweep_kernel
@@ -222,7 +222,7 @@ def test_functional_and_counts_only_agree(tmp_path):
 
 
 def test_predict_fills_manifest_including_stages(tmp_path):
-    from xnorgen.compiler import compile_network
+    from xnorgen.api import compile_network
     net = xnorgen.load(fused_chain(tmp_path, "fm", np.random.default_rng(3)))
     plan, files = compile_network(net, "x86-64")
     man = json.loads(files["manifest.json"])

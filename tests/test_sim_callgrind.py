@@ -14,7 +14,7 @@ import pytest
 
 import xnorgen
 from netgen import write_net
-from xnorgen.plan import plan_network
+from xnorgen.plan.core import plan_network
 from xnorgen.sim import callgrind
 from xnorgen.sim.machine import run_plan
 from xnorgen.target import resolve

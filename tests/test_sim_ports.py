@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import xnorgen
 from netgen import write_net
-from xnorgen.plan import plan_network
+from xnorgen.plan.core import plan_network
 from xnorgen.sim.machine import run_plan
 from xnorgen.sim.ops import instructions, port_cycles, sum_cycles
 from xnorgen.target import resolve

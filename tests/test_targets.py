@@ -88,7 +88,7 @@ def test_bwn_conv_with_expanded_masks_bit_exact(tmp_path, target):
     """target.bwn_expand: each filter block's sign masks expanded into +-1.0 floats in an arena
     buffer, then the float kernels (windows, single columns, pixel lanes where the target has
     them): C == simulator bit for bit, with and without FMA (x86-64 has none)."""
-    from xnorgen.plan import plan_network
+    from xnorgen.plan.core import plan_network
     t = dataclasses.replace(_target(target), bwn_expand=True)
     layer = {"name": "conv", "type": "conv2d", "mode": "bwn", "filters": 21, "kernel": [3, 2], "stride": 1,
              "padding": [1, 0], "bias": True}

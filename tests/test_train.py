@@ -13,9 +13,9 @@ import xnorgen
 from netgen import random_input, random_network
 from xnorgen.cli import main as cli
 from xnorgen.errors import XnorgenError
-from xnorgen.graph import expected_params
-from xnorgen.train_data import load_dataset
-from xnorgen.trainer import Model, fit, save_weights
+from xnorgen.frontend.graph import expected_params
+from xnorgen.training.data import load_dataset
+from xnorgen.training.trainer import Model, fit, save_weights
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digits"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import xnorgen
-from xnorgen.train_data import load_dataset
-from xnorgen.trainer import Model
+from xnorgen.training.data import load_dataset
+from xnorgen.training.trainer import Model
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digits"
 

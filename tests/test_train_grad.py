@@ -25,8 +25,8 @@ import yaml
 
 import xnorgen
 from xnorgen import train_ops
-from xnorgen.train_ops import conv_fwd, sign
-from xnorgen.trainer import Model
+from xnorgen.training.ops import conv_fwd, sign
+from xnorgen.training.trainer import Model
 
 
 def _net(tmp_path, input_shape, layers, name="g"):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from netgen import write_net
 from xnorgen.cli import main
-from xnorgen.codegen import checked_context
+from xnorgen.codegen.render import checked_context
 
 LAYERS = [{"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 4, "kernel": 3, "padding": 1},
           {"name": "flat", "type": "flatten"}, {"name": "fc", "type": "dense", "units": 3, "bias": True}]

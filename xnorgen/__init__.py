@@ -3,7 +3,7 @@
 Pipeline, one module per stage:
 description -> graph -> weights -> plan -> codegen -> build (cffi) / sim.
 """
-from .api import build, load, reference, simulate, train  # noqa: F401
-from .errors import XnorgenError  # noqa: F401
+from xnorgen.api import build, load, reference, simulate, train  # noqa: F401
+from xnorgen.errors import XnorgenError  # noqa: F401
 
 __version__ = "0.1.0"

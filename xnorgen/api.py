@@ -1,13 +1,13 @@
 """The Python API of contract section 5: load, reference, build, simulate."""
 from __future__ import annotations
 
-from .build import load_module
-from .compiler import compile_network
-from .description import read_description
-from .graph import Network, build_graph
-from .reference import reference  # noqa: F401  (re-exported)
-from .runtime import CompiledNetwork
-from .weights import attach_weights
+from xnorgen.toolchain.loader import load_module
+from xnorgen import compiler
+from xnorgen.frontend.description import read_description
+from xnorgen.frontend.graph import Network, build_graph
+from xnorgen.reference import reference  # noqa: F401  (re-exported)
+from xnorgen.toolchain.runtime import CompiledNetwork
+from xnorgen.frontend.weights import attach_weights
 
 
 def load(path, weights: bool = True, weights_file=None) -> Network:
@@ -17,6 +17,13 @@ def load(path, weights: bool = True, weights_file=None) -> Network:
     if weights:
         attach_weights(net)
     return net
+
+
+def compile_network(net: Network, target="host", fuse: bool = True):
+    """compiler.compile_network with the simulator's predicted cycles in manifest.json:
+    returns (plan, {file name: text})."""
+    from xnorgen.sim.costmodel import predict
+    return compiler.compile_network(net, target, fuse=fuse, annotate=[predict])
 
 
 def build(net: Network | str, target: str = "host", fuse: bool = True) -> CompiledNetwork:
@@ -35,8 +42,8 @@ def train(net: Network | str, data="digits", *, out=None, epochs: int = 30, seed
     options: batch_size, lr, optimizer ("auto", "sgd", "adam"), learn_alpha, progress, stream.
     Writes the .npz to `out` if given; returns a TrainResult (weights, accuracies, seconds, history).
     """
-    from .trainer import fit, save_weights
-    from .train_data import load_dataset
+    from xnorgen.training.trainer import fit, save_weights
+    from xnorgen.training.data import load_dataset
 
     if not isinstance(net, Network):
         net = load(net, weights=False)

@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import XnorgenError, one_line
-from .userfiles import read_npy
+from xnorgen.errors import XnorgenError, one_line
+from xnorgen.frontend.userfiles import read_npy
 
 
 def _user_errors(fn):
@@ -102,9 +102,10 @@ def compile(net, target, weights_path, out_dir, flash_kib, ram_kib, no_fuse):
     For a firmware target (one that declares `memory`), or with --flash-kib/--ram-kib, the
     library is built once to report flash (text + rodata, by the target's size tool) and RAM
     (arena + input/output buffers), and nothing is written if it does not fit."""
-    from .api import load
-    from .compiler import compile_network, write_directory
-    from .target import resolve
+    from xnorgen.api import load
+    from xnorgen.api import compile_network
+    from xnorgen.toolchain.output import write_directory
+    from xnorgen.target import resolve
 
     t = resolve(target)
     if shutil.which(t.cc) is None:
@@ -115,7 +116,7 @@ def compile(net, target, weights_path, out_dir, flash_kib, ram_kib, no_fuse):
     ram_kib = ram_kib if ram_kib is not None else t.memory.get("ram_kib")
     size = None
     if flash_kib is not None or ram_kib is not None:
-        from .crossbuild import check_fit, size_report
+        from xnorgen.toolchain.cross import check_fit, size_report
         size = size_report(plan, files)
         check_fit(size, flash_kib, ram_kib, net)
     out = write_directory(files, out_dir or f"{network.name}_{t.name}")
@@ -142,8 +143,8 @@ def run(net, input_path, weights_path, out_path):
 
     The input (one sample or a batch of finite real numbers) and -o's directory are checked
     before anything is built; a failed write leaves no file behind."""
-    from .api import build, load
-    from .reference import split_batch
+    from xnorgen.api import build, load
+    from xnorgen.reference import split_batch
 
     x = read_npy(input_path)
     out = None if out_path is None else Path(out_path)
@@ -193,8 +194,8 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_pat
     if input_path is not None:
         x = read_npy(input_path)
     if net is not None:
-        from .api import load
-        from .reference import split_batch
+        from xnorgen.api import load
+        from xnorgen.reference import split_batch
         net = load(net, weights=x is not None or weights_path is not None, weights_file=weights_path)
         if x is not None:           # one sample of finite real numbers, named by its file
             x = split_batch(net, x, where=input_path, batch=False)[0][0]
@@ -210,7 +211,7 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_pat
 @_user_errors
 def targets():
     """List the targets and what each assumes."""
-    from .target import all_targets, resolve, runs_here
+    from xnorgen.target import all_targets, resolve, runs_here
 
     host = resolve("host").name if any(runs_here(t) for t in all_targets().values()) else None
     for t in all_targets().values():
@@ -246,8 +247,8 @@ def train(net, data, epochs, seed, batch_size, lr, optimizer, learn_alpha, quiet
     """Train NET's weights (XNOR-Net Algorithm 1) and write them to the .npz -o names.
 
     Use them with --weights W.npz on compile/run/simulate, or point NET's `weights:` at them."""
-    from .api import load
-    from .api import train as train_net
+    from xnorgen.api import load
+    from xnorgen.api import train as train_net
 
     network = load(net, weights=False)
     out = out_path
@@ -274,10 +275,10 @@ def tune(net, target, reps, out_dir):
     Each knob (filter_block, float_block, bwn_expand, pixel_lanes, store_tile, block_prefetch,
     stream_prefetch) is tried in turn against the best so far, in interleaved rounds; every
     candidate must give the same output bits. Build with it: XNORGEN_TARGETS=OUT xnorgen compile NET -t <target>-<net>."""
-    from .api import load
-    from .target import resolve
-    from .tune import tune as tune_net
-    from .tune import write_tuned_target
+    from xnorgen.api import load
+    from xnorgen.target import resolve
+    from xnorgen.tune import tune as tune_net
+    from xnorgen.tune import write_tuned_target
 
     network = load(net)
     t = resolve(target)

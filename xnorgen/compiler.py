@@ -1,119 +1,26 @@
-"""The compile driver: Network -> Plan -> files, and writing them atomically."""
+"""The compile pipeline: Network -> Plan (xnorgen.plan.plan_network's named passes, the IR
+checked after each) -> {file name: text} (xnorgen.codegen).
+
+The compiler never imports the simulator: callers that want predicted cycles in manifest.json
+(xnorgen.api, the CLI) pass the cost model in `annotate`, run after the last planning pass.
+"""
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-import warnings
-from pathlib import Path
+from typing import Callable, Iterable
 
-from xnorgen.sim.costmodel import predict
-
-from . import codegen
-from .errors import XnorgenError
-from .graph import Network
-from .plan import Plan, plan_network
-from .target import Target, resolve
+from xnorgen.codegen import render
+from xnorgen.frontend.graph import Network
+from xnorgen.plan.core import Plan, plan_network
+from xnorgen.target import Target, resolve
 
 
-def compile_network(net: Network, target: str | Target = "host", fuse: bool = True) -> tuple[Plan, dict[str, str]]:
+def compile_network(net: Network, target: str | Target = "host", fuse: bool = True,
+                    annotate: Iterable[Callable[[Plan], None]] = ()) -> tuple[Plan, dict[str, str]]:
     """Plan and render a network with weights; returns the plan and {file name: text}.
-    fuse=False disables the batchnorm/binarize fusions (same numbers, more memory traffic)."""
+    fuse=False disables the batchnorm/binarize fusions (same numbers, more memory traffic);
+    each `annotate(plan)` may add notes to the plan (predicted cycles) before it is rendered."""
     t = resolve(target) if isinstance(target, str) else target
-    plan = plan_network(net, t, predict=predict, fuse=fuse)
-    return plan, codegen.render(plan)
-
-
-#: The file compile writes beside the library, listing every file it wrote: the proof that a
-#: directory is an earlier xnorgen output and may be replaced.
-MARKER = ".xnorgen-output.json"
-
-
-def build_products(name: str) -> set[str]:
-    """Files the generated Makefile writes (templates/Makefile.j2): replaced along with the sources."""
-    return {f"{name}.o", f"{name}_weights.o", f"lib{name}.a"}
-
-
-def _replaceable(out: Path) -> str | None:
-    """None if out may be replaced (empty, or exactly an earlier output: its marker's files, all
-    present as regular files, plus its Makefile's products), else why not."""
-    entries = {p.name: p for p in out.iterdir()}
-    if not entries:
-        return None
-    if MARKER not in entries:
-        older = " (an older xnorgen wrote no marker; delete such an output yourself)" \
-            if "manifest.json" in entries else ""
-        return f"is not empty and is not an xnorgen output{older}"
-    try:
-        marker = json.loads(entries[MARKER].read_text())
-        listed, name = set(marker["files"]), marker["name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"has an unreadable {MARKER}"
-    missing = sorted(listed - set(entries))
-    extra = sorted(set(entries) - listed - {MARKER} - build_products(str(name)))
-    odd = sorted(n for n, p in entries.items() if p.is_symlink() or not p.is_file())
-    if extra or odd:
-        return f"holds files xnorgen did not write there ({(extra + odd)[0]}...)"
-    if missing:
-        return f"lacks {missing[0]}, which xnorgen wrote there"
-    return None
-
-
-def write_directory(files: dict[str, str], out_dir) -> Path:
-    """Write files into out_dir all-or-nothing: a sibling temp dir is filled, then renamed.
-
-    An existing out_dir is replaced only if it is empty or provably an earlier output of
-    this function (see _replaceable), and then only the files it lists are deleted, so
-    `-o .` can never wipe a user's directory. OS errors are XnorgenErrors naming out_dir.
-    """
-    name = json.loads(files["manifest.json"])["name"]
-    try:
-        return _write_directory(files, Path(out_dir).resolve(), name, str(out_dir))
-    except OSError as e:
-        raise XnorgenError(str(out_dir), f"cannot write the output directory: {e.strerror or e}") from None
-
-
-def _write_directory(files: dict[str, str], out: Path, name: str, where: str) -> Path:
-    if out.exists():
-        if not out.is_dir():
-            raise XnorgenError(where, "exists and is not a directory")
-        why = _replaceable(out)
-        if why:
-            raise XnorgenError(where, f"{why}; choose another -o (xnorgen never deletes files it did not write)")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise XnorgenError(where, f"{out.parent} is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for fname, text in files.items():
-            (tmp / fname).write_text(text)
-        (tmp / MARKER).write_text(json.dumps({"name": name, "files": sorted(files)}, indent=1) + "\n")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            out.rename(old)
-            tmp.rename(out)
-            _remove_output(old)
-        else:
-            tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)       # only ever our own temp dir
-    return out
-
-
-def _remove_output(old: Path) -> None:
-    """Delete a replaced output: the files its marker lists and its Makefile's products, then the
-    directory; anything else that appeared meanwhile is left where it is."""
-    try:
-        marker = json.loads((old / MARKER).read_text())
-        listed = set(marker["files"]) | build_products(str(marker["name"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        listed = set()
-    for fname in (listed | {MARKER}) & {p.name for p in old.iterdir()}:
-        (old / fname).unlink()
-    try:
-        old.rmdir()
-    except OSError:
-        warnings.warn(f"{old}: the replaced output directory held new files; left in place")
+    plan = plan_network(net, t, fuse=fuse)
+    for note in annotate:
+        note(plan)
+    return plan, render.render(plan)

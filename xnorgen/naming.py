@@ -2,7 +2,7 @@
 helper every generated C symbol goes through."""
 import re
 
-from .errors import XnorgenError, show
+from xnorgen.errors import XnorgenError, show
 
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
-from .errors import XnorgenError
-from .graph import Network
+from xnorgen.frontend.description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
+from xnorgen.errors import XnorgenError
+from xnorgen.frontend.graph import Network
 
 
 def sign(x):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import XnorgenError
+from xnorgen.errors import XnorgenError
 
 
 @dataclass(frozen=True)

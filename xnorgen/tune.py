@@ -26,12 +26,12 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from .build import load_module
-from .compiler import compile_network
-from .runtime import CompiledNetwork
-from .plan import TARGET_KNOBS as KNOBS
-from .target import Target
-from .tiling import filter_block
+from xnorgen.toolchain.loader import load_module
+from xnorgen.api import compile_network
+from xnorgen.toolchain.runtime import CompiledNetwork
+from xnorgen.plan.core import TARGET_KNOBS as KNOBS
+from xnorgen.target import Target
+from xnorgen.plan.tiling import filter_block
 
 
 @dataclass

@@ -30,8 +30,8 @@ import numpy as np
 import yaml
 
 import xnorgen
-from xnorgen.train_data import load_dataset
-from xnorgen.trainer import fit
+from xnorgen.training.data import load_dataset
+from xnorgen.training.trainer import fit
 
 HERE = Path(__file__).resolve().parent
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import xnorgen
-from xnorgen.train_data import load_dataset
+from xnorgen.training.data import load_dataset
 
 HERE = Path(__file__).resolve().parent
 

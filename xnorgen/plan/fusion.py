@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from .description import BatchNorm, Conv2d
+from xnorgen.frontend.description import BatchNorm, Conv2d
 
 
 @dataclass

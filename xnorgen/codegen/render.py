@@ -15,12 +15,12 @@ from math import prod
 import jinja2
 import numpy as np
 
-from .description import BatchNorm, Conv2d, Dense, Pool
-from .fusion import residual_of
-from .lowering import const_c_type, layer_consts, mask_bytes
-from .naming import const_prefix, kernel_symbol, stage_symbol
-from .plan import INPUT, OUTPUT, LayerPlan, Plan, folded_pool, is_alias, manifest
-from .tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES, filter_block, float_filter_block, interior_columns
+from xnorgen.frontend.description import BatchNorm, Conv2d, Dense, Pool
+from xnorgen.plan.fusion import residual_of
+from xnorgen.codegen.lowering import const_c_type, layer_consts, mask_bytes
+from xnorgen.naming import const_prefix, kernel_symbol, stage_symbol
+from xnorgen.plan.core import INPUT, OUTPUT, LayerPlan, Plan, folded_pool, is_alias, manifest
+from xnorgen.plan.tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES, filter_block, float_filter_block, interior_columns
 
 #: What a string handed to a template may contain: identifiers, numbers, C operators, spaces and
 #: line breaks. No quote, backslash, `#`, `$` or non-ASCII character, and (checked separately) no

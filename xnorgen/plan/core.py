@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from . import limits
-from .description import Conv2d, Dense, Layer
-from .errors import XnorgenError
-from .graph import Network
-from .naming import unique_c_idents
-from .packing import words_for
-from .target import Target
-from .fusion import plan_binarize, plan_epilogues, stage_reads
-from .tiling import (LANE_FILTERS, bwn_expand, column_groups, column_runs, filter_block, float_block_vectors,
+from xnorgen import limits
+from xnorgen.frontend.description import Conv2d, Dense, Layer
+from xnorgen.errors import XnorgenError
+from xnorgen.frontend.graph import Network
+from xnorgen.naming import unique_c_idents
+from xnorgen.packing import words_for
+from xnorgen.target import Target
+from xnorgen.plan.fusion import plan_binarize, plan_epilogues, stage_reads
+from xnorgen.plan.tiling import (LANE_FILTERS, bwn_expand, column_groups, column_runs, filter_block, float_block_vectors,
                      float_filter_block, float_pixel_lanes, interior_columns, padded_input, pixel_block, pixel_lanes,
                      split_columns, store_tile, stream_prefetch, next_block_prefetch)
 
@@ -313,7 +313,7 @@ MANIFEST_SCHEMA_VERSION = 1
 def manifest(plan: Plan) -> dict:
     """The plan as plain JSON-able data (manifest.json)."""
     assert plan.arena_size is not None, "run plan_arena first"
-    from .lowering import weight_bytes
+    from xnorgen.codegen.lowering import weight_bytes
     bufs = plan.buffers
 
     def where(key):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import XnorgenError
-from .description import BatchNorm
-from .graph import Network, expected_params
-from .userfiles import NpzArrays
+from xnorgen.errors import XnorgenError
+from xnorgen.frontend.description import BatchNorm
+from xnorgen.frontend.graph import Network, expected_params
+from xnorgen.frontend.userfiles import NpzArrays
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 

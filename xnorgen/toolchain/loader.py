@@ -22,8 +22,8 @@ from pathlib import Path
 
 import cffi
 
-from .errors import XnorgenError
-from .target import Target, runs_here
+from xnorgen.errors import XnorgenError
+from xnorgen.target import Target, runs_here
 
 _LOADED: dict[str, object] = {}
 

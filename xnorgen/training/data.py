@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import XnorgenError
-from .userfiles import NpzArrays
+from xnorgen.errors import XnorgenError
+from xnorgen.frontend.userfiles import NpzArrays
 
 SPLIT_SEED = 20160316        # fixed: the split is the same for every training seed
 TEST_FRACTION = 0.2

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .description import Conv2d, Dense
-from .errors import XnorgenError
-from .graph import Network, expected_params
-from .train_ops import make_op
+from xnorgen.frontend.description import Conv2d, Dense
+from xnorgen.errors import XnorgenError
+from xnorgen.frontend.graph import Network, expected_params
+from xnorgen.training.ops import make_op
 
 
 class Model:

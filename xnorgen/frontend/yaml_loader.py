@@ -17,8 +17,8 @@ import re
 
 import yaml
 
-from . import limits
-from .errors import XnorgenError
+from xnorgen import limits
+from xnorgen.errors import XnorgenError
 
 
 class _CoreLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):

@@ -15,8 +15,8 @@ from math import prod
 
 import numpy as np
 
-from . import limits
-from .errors import XnorgenError
+from xnorgen import limits
+from xnorgen.errors import XnorgenError
 
 #: dtype kinds that are real numbers: signed, unsigned, float (not bool, complex, dates, text).
 REAL_KINDS = "iuf"

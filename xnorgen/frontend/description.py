@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import limits
-from .errors import XnorgenError, show
-from .naming import check_layer_name, check_net_name
-from .userfiles import read_text
-from .yaml_loader import load_yaml
+from xnorgen import limits
+from xnorgen.errors import XnorgenError, show
+from xnorgen.naming import check_layer_name, check_net_name
+from xnorgen.frontend.userfiles import read_text
+from xnorgen.frontend.yaml_loader import load_yaml
 
 MODES = ("float", "bwn", "xnor")
 

@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import XnorgenError
-from .plan import Plan
-from .target import Target, tool
+from xnorgen.errors import XnorgenError
+from xnorgen.plan.core import Plan
+from xnorgen.target import Target, tool
 
 #: Symbols a firmware library may leave undefined: the C library's block copies, and libm.
 ALLOWED_UNDEFINED = frozenset({"memcpy", "memset", "memmove"})
@@ -53,12 +53,12 @@ class SizeReport:
 
 def const_bytes(plan: Plan) -> int:
     """Bytes of every constant array the generated <name>_weights.c defines."""
-    from .lowering import layer_consts
+    from xnorgen.codegen.lowering import layer_consts
     return sum(len(c.values) * c.itemsize(plan.target) for lp in plan.layers for c in layer_consts(lp, plan.target))
 
 
 def estimate_flash(plan: Plan) -> int:
-    from .codegen import kernel_context
+    from xnorgen.codegen.render import kernel_context
     kernels = sum(1 for lp in plan.layers if kernel_context(lp, plan) is not None)
     return const_bytes(plan) + CODE_BASE_BYTES + CODE_PER_KERNEL_BYTES * kernels
 

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from .plan import Plan
-from .reference import split_batch
+from xnorgen.plan.core import Plan
+from xnorgen.reference import split_batch
 
 
 class CompiledNetwork:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import networkx as nx
 
-from . import limits
-from .description import Add, BatchNorm, Conv2d, Dense, Description, Layer, Pool
-from .errors import XnorgenError
+from xnorgen import limits
+from xnorgen.frontend.description import Add, BatchNorm, Conv2d, Dense, Description, Layer, Pool
+from xnorgen.errors import XnorgenError
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
+from xnorgen.frontend.description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
 
 
 def sign(x):

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .description import BatchNorm, Conv2d, Dense
-from .packing import pack_signs, pad_word_pattern, popcount, words_for
-from .reference import alpha
-from .target import Target
+from xnorgen.frontend.description import BatchNorm, Conv2d, Dense
+from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
+from xnorgen.reference import alpha
+from xnorgen.target import Target
 
 if TYPE_CHECKING:                # annotations only: plan.manifest imports this module
-    from .plan import LayerPlan
+    from xnorgen.plan.core import LayerPlan
 
 
 @dataclass
@@ -57,7 +57,7 @@ def const_c_type(kind: str, target: Target) -> ConstType:
 
 def mask_bytes(target: Target) -> int:
     """Bytes of one bwn sign mask: the float filter block's bits, in the smallest C integer."""
-    from .tiling import float_filter_block
+    from xnorgen.plan.tiling import float_filter_block
     return max(1, float_filter_block(target) // 8)
 
 

@@ -6,8 +6,8 @@ simulator read it from there.
 """
 from __future__ import annotations
 
-from .description import Conv2d
-from .target import Target
+from xnorgen.frontend.description import Conv2d
+from xnorgen.target import Target
 
 #: Filters per xnor pixel-lanes call (xg_xor_popcount_lanes; the AVX-512 hook keeps 4 x 2 vectors).
 LANE_FILTERS = 4
