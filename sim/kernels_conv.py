@@ -228,7 +228,7 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
-    wpp, fb, nb = lp.packing["words_per_pixel"], lp.tiling["filter_block"], lp.tiling["filter_blocks"]
+    wpp, fb, nb = lp.packing.words_per_pixel, lp.tiling.filter_block, lp.tiling.filter_blocks
     has_k = layer.scale_input
     counts = Counter()
     kmap = None
@@ -236,8 +236,8 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
         kmap, counts = box_mean(stage_in[1] if run else None, h, w, layer.kernel, layer.stride, layer.padding,
                                 (ho, wo), run, float_lanes(target))
     g = conv_geometry(layer, h, w, ho, wo)
-    px = lp.tiling.get("pixel_lanes", 0)
-    lane_cols = (lambda a, b: b - a)(*lp.tiling["interior_columns"]) if px else 0
+    px = lp.tiling.pixel_lanes
+    lane_cols = (lambda a, b: b - a)(*lp.tiling.interior_columns) if px else 0
     pix = wo - lane_cols                         # outputs per row through the per-pixel block path
     counts += loop(nb) + loop(nb * ho) + loop(nb * ho * pix)
     static = tuple(layer.padding) == (0, 0)      # constant windows: gcc folds the bounds and run select
@@ -248,7 +248,7 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     calls = nb * (g["calls_int"] - g["rows"] * lane_cols + g["calls_bord"])
     if not single:
         counts += scaled({"store": max(1, fb // word_lanes(target))}, nb * ho * pix)     # miss[] = 0
-    pfl = lp.tiling.get("next_block_prefetch", 0)     # prefetches of the next block's lines (as loads)
+    pfl = lp.tiling.next_block_prefetch     # prefetches of the next block's lines (as loads)
     counts += scaled({"load": pfl, "addr": 2}, nb * ho * pix) if pfl else Counter()
     # every run has a compile-time length (one branch per tap range, plan tiling column_ranges)
     counts += block_counts(target, fb, calls, nb * (taps_int + g["taps_bord"]) * wpp, 0,
@@ -261,10 +261,10 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     else:
         counts += scaled(OUT, outs) + scaled(epi, outs)
     if layer.pad_value != 0:
-        counts += padpop_counts(layer, h, w, ho, wo, nb, f, lp.tiling["interior_columns"] if px else None, px)
+        counts += padpop_counts(layer, h, w, ho, wo, nb, f, lp.tiling.interior_columns if px else None, px)
     if px:
         counts += lanes_counts(lp, target, g["rows"], out_stage)
-    tp = lp.tiling.get("store_tile", 0)
+    tp = lp.tiling.store_tile
     if out_stage is not None:
         st = out_stage[0]
         if vec_epi:                # xg_sign_bits: y stored, one compare per pixel
@@ -314,9 +314,9 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
     vector per word_lanes outputs) and broadcasts 4 filter words, then xor, popcount and add per
     vector and filter; counts narrowed and stored; the float epilogue is vectorized over outputs."""
     layer = lp.layer
-    fb, nb, px = lp.tiling["filter_block"], lp.tiling["filter_blocks"], lp.tiling["pixel_lanes"]
-    kw, pf = layer.kernel[1] * lp.packing["words_per_pixel"], LANE_FILTERS    # words per kernel row
-    groups = lane_groups(*lp.tiling["interior_columns"], px)
+    fb, nb, px = lp.tiling.filter_block, lp.tiling.filter_blocks, lp.tiling.pixel_lanes
+    kw, pf = layer.kernel[1] * lp.packing.words_per_pixel, LANE_FILTERS    # words per kernel row
+    groups = lane_groups(*lp.tiling.interior_columns, px)
     wl, fl = word_lanes(target), float_vector_lanes(target)
     scalar = simd_kind(target) == "scalar"
     calls = nb * lp.out_shape[1] * (fb // pf)     # per group
@@ -328,7 +328,7 @@ def lanes_counts(lp, target, rows: int, out_stage) -> Counter:
         if scalar:
             per_tap = scaled({"load": 1, "xor": 1, "popcount": 1, "add": 1}, pf * v) + Counter(load=pf)
         else:
-            xs = lp.packing["words_per_pixel"] * layer.stride[1]     # 2: two loads and a permute per vector
+            xs = lp.packing.words_per_pixel * layer.stride[1]     # 2: two loads and a permute per vector
             per_tap = Counter(vload=xs * v, vbcast=pf, vshuffle=(xs - 1) * v, vxor=pf * v, vpopcount=pf * v, vadd=pf * v)
         # counts narrowed to 32 bits and stored: one vpermt2d (or vpmovqd) and one store per filter
         stored = v if scalar else 1
@@ -350,13 +350,13 @@ def _xnor_core(lp, consts, packed, kmap):
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    wpp = lp.packing["words_per_pixel"]
+    wpp = lp.packing.words_per_pixel
     wts = unblock(consts["w"], lp.tiling, f, (kh, kw, wpp))
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
     pad = None
     if layer.pad_value != 0:      # the words of a padded pixel (bit 1 = -1 on the real channel bits)
-        pad = pad_word_pattern(c, layer.pad_value, lp.packing["word_bits"]).astype(packed.dtype)
+        pad = pad_word_pattern(c, layer.pad_value, lp.packing.word_bits).astype(packed.dtype)
     miss = np.zeros((f, ho * wo), dtype=np.int64)
     nbits = np.zeros(ho * wo, dtype=np.int64)
     for ky in range(kh):
@@ -382,7 +382,7 @@ def _xnor_core(lp, consts, packed, kmap):
 def unblock(words, tiling, n_out: int, per_out: tuple) -> np.ndarray:
     """Weights as [n_out, *per_out] from the plan's layout: plain [F][...] or, with a
     `filter_block` FB in the tiling, interleaved [F/FB][...][FB] with zero filters past F."""
-    fb = (tiling or {}).get("filter_block")
+    fb = getattr(tiling, "filter_block", None)
     if not fb:
         return words.reshape(n_out, *per_out)
     blocks = -(-n_out // fb)

@@ -31,16 +31,16 @@ def dense(lp, target, consts, x, run: bool):
     has_k = layer.mode == "xnor" and layer.scale_input
     counts = loop(u) + scaled({"store": 1, "addr": 1}, u) + scaled(epilogue(has_alpha, has_k, layer.bias), u)
     if layer.mode == "xnor":
-        nw = lp.packing["words_per_pixel"]
-        packed_beta, c1 = pack_vector(x, n, nw, lp.packing["word_bits"], has_k, run, target)
-        nb, fb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
-        core = stream_counts(target, fb, nb, nb * nw) if lp.tiling.get("prefetch_bytes") \
+        nw = lp.packing.words_per_pixel
+        packed_beta, c1 = pack_vector(x, n, nw, lp.packing.word_bits, has_k, run, target)
+        nb, fb = lp.tiling.filter_blocks, lp.tiling.filter_block
+        core = stream_counts(target, fb, nb, nb * nw) if lp.tiling.prefetch_bytes \
             else block_counts(target, fb, nb, nb * nw, 0, run_const=nw)
         counts += c1 + loop(nb) + scaled({"store": 1}, nb * fb) + core \
             + scaled({"load": 1, "cvt": 1, "add": 2, "compare": 1}, u)
     else:
-        nb = lp.tiling["filter_blocks"]
-        counts += loop(nb) + real_block_counts(target, lp.tiling["filter_block"], layer.mode == "bwn", nb, 0, nb * n)
+        nb = lp.tiling.filter_blocks
+        counts += loop(nb) + real_block_counts(target, lp.tiling.filter_block, layer.mode == "bwn", nb, 0, nb * n)
     if not run:
         return None, counts
     if layer.mode == "xnor":
@@ -63,7 +63,7 @@ def dense(lp, target, consts, x, run: bool):
 def _dense_acc(lp, consts, x, n, u, fma: bool):
     """acc += w[i] * in[i] (or ±in[i] for bwn), sequentially over i, as float32; weights in
     unit blocks of XG_FFB ([U/FFB][N][FFB] floats, or one FFB-bit sign mask per (block, input))."""
-    layer, ffb = lp.layer, lp.tiling["filter_block"]
+    layer, ffb = lp.layer, lp.tiling.filter_block
     if layer.mode == "bwn":
         masks = consts["w"].astype(np.int64).reshape(-1, n)                     # [NB, N]
         bits = (masks[:, :, None] >> np.arange(ffb)[None, None, :]) & 1

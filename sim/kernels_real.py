@@ -78,22 +78,22 @@ def real_conv_counts(lp, target) -> Counter:
     per (channel, ky) one xg_*_block call over the in-bounds taps]. One float vector instruction
     covers XG_FFB lanes (several on narrower SIMD, one per lane without SIMD)."""
     expand = expand_counts(lp, target)
-    if lp.tiling.get("pixel_lanes"):
+    if lp.tiling.pixel_lanes:
         return real_lanes_counts(lp, target) + expand
     layer = lp.layer
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    nb, ffb = lp.tiling["filter_blocks"], lp.tiling["filter_block"]
+    nb, ffb = lp.tiling.filter_blocks, lp.tiling.filter_block
     fv = max(1, ffb // float_vector_lanes(target))           # vector instructions per block of lanes
     sse2 = _sse2_only(target)
-    bwn = layer.mode == "bwn" and not lp.tiling.get("bwn_expand")    # expanded masks: the float kernels
-    pb = lp.tiling["pixel_block"]
+    bwn = layer.mode == "bwn" and not lp.tiling.bwn_expand    # expanded masks: the float kernels
+    pb = lp.tiling.pixel_block
     rows_axis, _ = axis_runs(h, kh, layer.stride[0], layer.padding[0], ho)
     # interior columns in groups of pb (the plan's decision; float/bwn always zero-pad)
-    ox0, ox1 = lp.tiling["interior_columns"]
-    border = len(lp.tiling["border_groups"])
-    groups = len(lp.tiling["interior_groups"]) + border      # interior groups, then border groups
+    ox0, ox1 = lp.tiling.interior_columns
+    border = len(lp.tiling.border_groups)
+    groups = len(lp.tiling.interior_groups) + border      # interior groups, then border groups
     single_cols = 0 if pb else wo
     counts = loop(nb) + scaled(ROW, nb * ho) + loop(nb * ho)
     # --- grouped path: per (fb, oy, group) ---
@@ -134,10 +134,10 @@ def expand_counts(lp, target) -> Counter:
     """A bwn conv with tiling bwn_expand: per filter block, each of the C*KH*KW masks loaded and
     turned into XG_FFB floats of +1.0 / -1.0 (gcc vectorizes over the filters: a broadcast, a
     shift, an and, a compare or blend per vector) and stored. Nothing otherwise."""
-    if not lp.tiling.get("bwn_expand"):
+    if not lp.tiling.bwn_expand:
         return Counter()
-    fv = max(1, lp.tiling["filter_block"] // float_vector_lanes(target))
-    n = lp.tiling["filter_blocks"] * lp.in_shapes[0][0] * prod(lp.layer.kernel)
+    fv = max(1, lp.tiling.filter_block // float_vector_lanes(target))
+    n = lp.tiling.filter_blocks * lp.in_shapes[0][0] * prod(lp.layer.kernel)
     return scaled({"load": 1, "vlogic": 4 * fv, "store": fv}, n) + loop(n)
 
 
@@ -152,13 +152,13 @@ def real_lanes_counts(lp, target) -> Counter:
     c, h, w = lp.in_shapes[0]
     f, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    nb, ffb, px = lp.tiling["filter_blocks"], lp.tiling["filter_block"], lp.tiling["pixel_lanes"]
-    assert not lp.tiling["border_groups"], "pixel lanes read whole windows: run plan_tiling (padded_input) first"
+    nb, ffb, px = lp.tiling.filter_blocks, lp.tiling.filter_block, lp.tiling.pixel_lanes
+    assert not lp.tiling.border_groups, "pixel lanes read whole windows: run plan_tiling (padded_input) first"
     v = max(1, px // float_vector_lanes(target))                          # vectors per group of columns
     counts = Counter()
-    split = lp.tiling["split_columns"]
-    if lp.tiling["padded_input"]:
-        _, hp, wp = lp.tiling["padded_input"]
+    split = lp.tiling.split_columns
+    if lp.tiling.padded_input:
+        _, hp, wp = lp.tiling.padded_input
         fl = float_vector_lanes(target)
         counts += scaled({"vload": 1, "store": 1}, c * h * -(-w // fl)) + scaled({"store": 1}, c * -(-hp * wp // fl))
         if split:                      # each row through a stack copy, even and odd columns apart
@@ -166,7 +166,7 @@ def real_lanes_counts(lp, target) -> Counter:
         rows = ho * kh
     else:
         rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)    # (oy, ky) pairs in bounds
-    inner = len(lp.tiling["interior_groups"])
+    inner = len(lp.tiling.interior_groups)
     taps = nb * rows * c * kw * inner
     assert layer.stride[1] == 1 or split, "stride-2 lanes read split rows: run plan_tiling (split_columns) first"
     xv = Counter(vload=v)
@@ -196,7 +196,7 @@ def _real_weights(lp, consts):
     c = lp.in_shapes[0][0]
     f = lp.out_shape[0]
     kh, kw = layer.kernel
-    ffb = lp.tiling["filter_block"]
+    ffb = lp.tiling.filter_block
     if layer.mode == "bwn":
         masks = consts["w"].astype(np.int64).reshape(-1, c * kh * kw)          # [NB, taps]
         bits = (masks[:, :, None] >> np.arange(ffb)[None, None, :]) & 1        # [NB, taps, FFB]

@@ -66,7 +66,7 @@ class Run:
 def layer_consts(lp, target) -> dict:
     """The constant arrays the C kernel reads (lowering), typed as the C types them."""
     from xnorgen.codegen.lowering import const_c_type
-    from xnorgen.codegen.lowering import layer_consts as lower
+    from xnorgen.kinds import layer_consts as lower
     return {c.suffix: c.values.astype(const_c_type(c.kind, target).dtype) for c in lower(lp, target)}
 
 

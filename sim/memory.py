@@ -11,7 +11,7 @@ from __future__ import annotations
 from math import prod
 
 from xnorgen.frontend.description import BatchNorm, Conv2d, Dense
-from xnorgen.codegen.lowering import weight_bytes
+from xnorgen.kinds import weight_bytes
 from xnorgen.packing import words_for
 from xnorgen.plan.core import sum_of_buffers
 

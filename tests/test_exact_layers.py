@@ -124,7 +124,7 @@ def test_xnor_conv_kernel_path_exact(tmp_path, option, case, kind):
     c, h, w, f, kernel, stride, padding, pad_value = case
     t = _target_with(kind, option)
     net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=w * 5 + c)
-    assert plan_network(net, t).layers[0].tiling[option] == 16     # the path under test is taken
+    assert plan_network(net, t).layers[0].tiling.__dict__[option] == 16     # the path under test is taken
     x = with_zeros((2, c, h, w), np.random.default_rng(w))
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
@@ -149,7 +149,7 @@ def test_xnor_conv_next_block_prefetch_exact(tmp_path, case, kind):
     c, h, w, f, kernel, stride, padding, pad_value = case
     t = _target_with(kind, "block_prefetch", 1)   # portable: 4-filter blocks, so 1 line per pixel
     net = xnor_conv_net(tmp_path, c, h, w, f, kernel, stride, padding, pad_value, seed=c + w)
-    assert plan_network(net, t).layers[0].tiling["next_block_prefetch"] > 0   # the path under test is taken
+    assert plan_network(net, t).layers[0].tiling.next_block_prefetch > 0   # the path under test is taken
     x = with_zeros((2, c, h, w), np.random.default_rng(c))
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
@@ -166,7 +166,7 @@ def test_xnor_conv_tile_store_with_residual_add_is_bit_exact(tmp_path, kind):
                "bias": True}, {"name": "add", "type": "add", "inputs": ["conv", "input"]}]
     net = xnorgen.load(write_net(tmp_path, "res", (20, 12, 11), layers, np.random.default_rng(6)))
     plan = plan_network(net, t)
-    assert plan.layers[0].tiling["store_tile"] == 16 and plan.layers[0].epilogue == ["add"]
+    assert plan.layers[0].tiling.store_tile == 16 and plan.layers[0].epilogue == ["add"]
     x = np.random.default_rng(7).standard_normal((1, 20, 12, 11)).astype(np.float32)
     assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
 
@@ -185,7 +185,7 @@ def test_xnor_conv_tile_into_fused_binarize_is_bit_exact(tmp_path, kind, f):
               {"name": "c2", "type": "conv2d", "mode": "xnor", "filters": 5, "kernel": 3, "padding": 1}]
     net = xnorgen.load(write_net(tmp_path, "fz", (70, 12, 11), layers, np.random.default_rng(f)))
     plan = plan_network(net, t)
-    assert plan.layers[0].binarize_out and plan.layers[0].tiling["store_tile"] == 16
+    assert plan.layers[0].binarize_out and plan.layers[0].tiling.store_tile == 16
     x = np.random.default_rng(8).standard_normal((1, 70, 12, 11)).astype(np.float32)
     assert np.array_equal(xnorgen.build(net, target=t)(x)[0], run_plan(plan, x[0]).output)
 
@@ -221,7 +221,7 @@ def test_xnor_conv_pixel_lanes_random_shapes(tmp_path, c, h, w, f, kh, kw, sh, p
     assume(h + 2 * ph >= kh and w + 2 * pw >= kw)
     t = _lanes_target("host")
     net = xnor_conv_net(tmp_path, c, h, w, f, [kh, kw], [sh, 1], [ph, pw], pad_value, seed)
-    assume(plan_network(net, t).layers[0].tiling["pixel_lanes"])
+    assume(plan_network(net, t).layers[0].tiling.pixel_lanes)
     x = with_zeros((2, c, h, w), np.random.default_rng(seed))
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)
@@ -262,12 +262,12 @@ def test_float_conv_pixel_lanes_bit_exact(tmp_path, case):
     want = xnorgen.reference(net, x)[0]
     for t in _float_lanes_targets():
         plan = plan_network(net, t)
-        assert plan.layers[0].tiling["pixel_lanes"] == 16 and plan.layers[0].epilogue == ["bn", "act"], t.name
+        assert plan.layers[0].tiling.pixel_lanes == 16 and plan.layers[0].epilogue == ["bn", "act"], t.name
         ph, pw = (padding, padding) if isinstance(padding, int) else padding
         sw = stride if isinstance(stride, int) else stride[1]
         padded = [c, h + 2 * ph, w + 2 * pw] if ph or pw or sw == 2 else None   # every window read whole from it
         tiling = plan.layers[0].tiling
-        assert tiling["padded_input"] == padded and not tiling["border_groups"] and tiling["split_columns"] == (sw == 2)
+        assert tiling.padded_input == padded and not tiling.border_groups and tiling.split_columns == (sw == 2)
         got = xnorgen.build(net, target=t)(x)[0]
         assert np.array_equal(got, run_plan(plan, x[0]).output), t.name
         assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max()), t.name
@@ -302,7 +302,7 @@ def test_xnor_dense_weight_stream_is_exact(tmp_path, n, units, kind):
              "scale_input": False}
     weight = with_zeros((units, n), np.random.default_rng(n + 2))
     net = xnorgen.load(write_net(tmp_path, "d", (n,), [layer], np.random.default_rng(n), {"fc.weight": weight}))
-    assert plan_network(net, t).layers[0].tiling["prefetch_bytes"] > 0     # the path under test is taken
+    assert plan_network(net, t).layers[0].tiling.prefetch_bytes > 0     # the path under test is taken
     x = with_zeros((3, n), np.random.default_rng(n + 1))
     want = np.stack([sign(net.layer("fc").params["weight"]) @ sign(s) for s in x])
     assert np.array_equal(xnorgen.build(net, target=t)(x), want)

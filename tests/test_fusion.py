@@ -46,7 +46,7 @@ def test_fused_pixel_lanes_equal_unfused(tmp_path, c, pad_value, gammas):
     targets = [t] + [h for h in [resolve("host")] if h.pixel_lanes]   # and the host's ISA one
     net = resnet_block_net(tmp_path, c, pad_value, True, gammas, hw=(5, 27))
     conv1 = next(lp for lp in plan_network(net, t).layers if lp.layer.name == "conv1")
-    assert conv1.tiling["pixel_lanes"] == 16 and conv1.binarize_out
+    assert conv1.tiling.pixel_lanes == 16 and conv1.binarize_out
     x = random_input(net, np.random.default_rng(2), batch=2)
     unfused = xnorgen.build(net, target=t, fuse=False)(x)
     for target in targets:

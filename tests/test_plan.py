@@ -7,7 +7,7 @@ import pytest
 import xnorgen
 from netgen import random_network, write_net
 from xnorgen.api import compile_network
-from xnorgen.codegen.lowering import layer_consts, weight_bytes
+from xnorgen.kinds import layer_consts, weight_bytes
 from xnorgen.plan.core import ALIGN, plan_network, sum_of_buffers
 from xnorgen.target import resolve
 
@@ -52,7 +52,7 @@ def test_packing_decisions(tmp_path):
     net = xnorgen.load(write_net(tmp_path, "p", (130, 5, 5), layers), weights=False)
     plan = plan_network(net, resolve("x86-64"))
     lp = plan.layers[0]
-    assert lp.packing["words_per_pixel"] == 3 and lp.packing["tail_bits"] == 2
+    assert lp.packing.words_per_pixel == 3 and lp.packing.tail_bits == 2
     assert set(lp.scratch) == {"kmap"}
     st = plan.binarize[lp.binarize_in]
     assert plan.buffers[st.packed].nbytes == 5 * 5 * 3 * 8 and plan.buffers[st.amap].nbytes == 5 * 5 * 4
@@ -90,7 +90,7 @@ def test_float_blocks_keep_eight_accumulator_vectors(tmp_path, target, ffb, pb):
     layer = {"name": "conv", "type": "conv2d", "filters": 20, "kernel": 3, "padding": 1, "stride": 3}
     net = xnorgen.load(write_net(tmp_path, "fp", (3, 12, 60), [layer], np.random.default_rng(0)))
     tiling = plan_network(net, resolve(target)).layers[0].tiling
-    assert (tiling["filter_block"], tiling["pixel_block"]) == (ffb, pb)
+    assert (tiling.filter_block, tiling.pixel_block) == (ffb, pb)
 
 
 @pytest.mark.parametrize("hw, expanded", [((16, 8), True), ((10, 12), False)])
@@ -104,4 +104,4 @@ def test_bwn_masks_expand_only_on_maps_that_repay_it(tmp_path, hw, expanded):
     net = xnorgen.load(write_net(tmp_path, "bw", (5, *hw), [layer], np.random.default_rng(1)))
     lp = plan_network(net, t).layers[0]
     assert (hw[0] * hw[1] >= MIN_EXPAND_PIXELS) == expanded
-    assert bool(lp.tiling.get("bwn_expand")) == expanded == ("bwn_weights" in lp.scratch)
+    assert bool(lp.tiling.bwn_expand) == expanded == ("bwn_weights" in lp.scratch)

@@ -142,7 +142,7 @@ def test_next_block_prefetch_with_fused_epilogues_sim_bit_exact_with_c(tmp_path)
     plan = plan_network(net, t)
     by = {lp.layer.name: lp for lp in plan.layers}
     assert by["c1"].binarize_out and by["c3"].epilogue == ["sum"]
-    assert all(by[c].tiling["next_block_prefetch"] for c in ("c1", "c2", "c3"))
+    assert all(by[c].tiling.next_block_prefetch for c in ("c1", "c2", "c3"))
     x = random_input(net, rng)
     assert np.array_equal(run_plan(plan, x).output, xnorgen.build(net, t)(x))
 

@@ -94,7 +94,7 @@ def test_bwn_conv_with_expanded_masks_bit_exact(tmp_path, target):
              "padding": [1, 0], "bias": True}
     net = xnorgen.load(write_net(tmp_path, "bx", (6, 11, 37), [layer], np.random.default_rng(9)))
     lp = plan_network(net, t).layers[0]
-    assert lp.tiling["bwn_expand"] and "bwn_weights" in lp.scratch
+    assert lp.tiling.bwn_expand and "bwn_weights" in lp.scratch
     x = np.random.default_rng(10).standard_normal(net.input_shape).astype(np.float32)
     want = np.asarray(xnorgen.simulate(net, target=t, report="cycles", x=x)["output"], dtype=np.float32)
     assert np.array_equal(xnorgen.build(net, target=t)(x), want.reshape(net.output_shape))

@@ -29,7 +29,7 @@ import yaml
 from xnorgen.toolchain.loader import load_module
 from xnorgen.api import compile_network
 from xnorgen.toolchain.runtime import CompiledNetwork
-from xnorgen.plan.core import TARGET_KNOBS as KNOBS
+from xnorgen.plan.manifest import TARGET_KNOBS as KNOBS
 from xnorgen.target import Target
 from xnorgen.plan.tiling import filter_block
 

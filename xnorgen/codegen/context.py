@@ -1,0 +1,35 @@
+"""Small helpers every kernel kind's template context uses: arena pointers and window shapes.
+
+Needs: a Plan whose arena is placed (plan_arena). Guarantees: only numbers and the fixed
+words input/output reach the text (the storage keys themselves never do).
+"""
+from __future__ import annotations
+
+from xnorgen.plan.ir import INPUT, OUTPUT, LayerPlan, Plan
+from xnorgen.plan.tiling import interior_columns
+
+
+def pointer(plan: Plan, key: str, const: bool, ctype: str = "float") -> str:
+    """The C expression for storage `key`: the caller's input/output, or an arena offset."""
+    if key == INPUT:
+        return "input"
+    if key == OUTPUT:
+        return "output"
+    assert plan.buffers[key].offset is not None, "run plan_arena first"
+    q = "const " if const else ""
+    return f"({q}{ctype} *)(a + {plan.buffers[key].offset})"
+
+
+def io_args(lp: LayerPlan, plan: Plan) -> list[str]:
+    """A float kernel's usual arguments: each input (const), then the output."""
+    return [pointer(plan, key, True) for key in lp.inputs] + [pointer(plan, lp.output, False)]
+
+
+def window(k: dict, layer, in_shape, out_shape) -> dict:
+    """Shapes of a windowed layer, and its interior columns [OX0, OX1): every tap in bounds along x."""
+    c, h, w = in_shape
+    k.update(C=c, H=h, W=w, HO=out_shape[1], WO=out_shape[2], KH=layer.kernel[0], KW=layer.kernel[1],
+             SH=layer.stride[0], SW=layer.stride[1], PH=layer.padding[0], PW=layer.padding[1])
+    ox0, ox1 = interior_columns(w, k["KW"], k["SW"], k["PW"], k["WO"])
+    k.update(OX0=ox0, OX1=ox1)
+    return k

@@ -1,0 +1,37 @@
+"""The Kind record every kernel kind module defines (see xnorgen.kinds), and its defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+def no_consts(lp, target) -> list:
+    """A kernel that reads no constant arrays."""
+    return []
+
+
+def no_weights(lp, target) -> None:
+    """A layer without weights."""
+    return None
+
+
+def no_plan(plan, lp) -> None:
+    """A kernel with no packing or tiling decisions."""
+    return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kernel kind. `matches(layer)` says which layers are of it; the functions take a
+    LayerPlan and the Plan or the Target, and are documented in each kind's module."""
+    name: str
+    matches: Callable                    # (layer) -> bool
+    context: Callable                    # (lp, plan) -> (template variables, [C arguments])
+    plan: Callable = no_plan             # (plan, lp) -> None: fills lp.packing / lp.tiling / lp.scratch
+    consts: Callable = no_consts         # (lp, target) -> [lowering.Const]: the arrays its kernel reads
+    weight_bytes: Callable = no_weights  # (lp, target) -> {"float32": n, "packed": n} or None
+
+    @property
+    def template(self) -> str:
+        """templates/ file of its kernel: the kind's name, so a reader finds all its parts."""
+        return f"kernel_{self.name}.c.j2"

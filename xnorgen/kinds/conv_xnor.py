@@ -1,0 +1,150 @@
+"""Kind conv_xnor: a binary convolution on packed signs (the paper's XNOR-Net conv).
+
+Plan: reads the HWC-packed words (and A) its binarize stage writes; filters in register blocks
+of filter_block with weights interleaved [F/FB][KH][KW][words][FB]; interior columns in pixel
+lanes where the target has them; every loop bound in XnorConvTiling. Lowering: packed sign
+words (packing.pack_signs, channels per tap), the popcount of the padding pattern per filter
+and tap when pad_value != 0, α. Template: kernel_conv_xnor.c.j2; simulator: sim/conv_xnor.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from xnorgen.codegen.context import pointer, window
+from xnorgen.codegen.lowering import Const, interleave_filters
+from xnorgen.kinds.base import Kind
+from xnorgen.naming import const_prefix
+from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
+from xnorgen.plan.fusion import residual_of
+from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
+from xnorgen.plan.tiling import (LANE_FILTERS, column_runs, filter_block, interior_columns, next_block_prefetch,
+                                 pixel_lanes, store_tile)
+from xnorgen.reference import alpha
+
+
+@dataclass
+class ColumnRange:
+    """Output columns [lo, hi) of the per-pixel path and the tap ranges [kx0, kx1) they meet."""
+    columns: list[int]
+    runs: list[list[int]]
+
+
+@dataclass
+class XnorConvTiling:
+    filter_block: int                 # filters per register block (FB)
+    filter_blocks: int                # ceil(F / FB)
+    weight_bytes_per_block: int
+    loop_order: str
+    interior_run_words: int           # words one interior row of taps reads: KW * words per pixel
+    interior_columns: list[int]       # [ox0, ox1): columns whose taps are all in bounds along x
+    pixel_lanes: int                  # interior outputs per vector (0: filters in the lanes)
+    column_ranges: list[ColumnRange]
+    store_tile: int                   # outputs per transposed tile store (0: none)
+    next_block_prefetch: int          # lines of the next block prefetched per output pixel
+
+
+def matches(layer) -> bool:
+    return layer.type == "conv2d" and layer.mode == "xnor"
+
+
+def plan(plan: Plan, lp: LayerPlan) -> None:
+    """Packing of its input (from its binarize stage), K scratch, and the tiling record."""
+    layer, t = lp.layer, plan.target
+    st = plan.binarize[lp.binarize_in]
+    wb = t.word_bits
+    lp.packing = Packing("HWC, channels packed", wb, "channels", st.channels, st.words_per_pixel,
+                         st.channels % wb, "[F/FB][KH][KW][words][FB], filters past F zero",
+                         pad_value=layer.pad_value, binarize_stage=st.name)
+    if layer.scale_input:
+        add_scratch(plan, lp, "kmap", 4 * lp.out_shape[1] * lp.out_shape[2])
+    fb, wpp = filter_block(t), st.words_per_pixel
+    per_filter = prod(layer.kernel) * wpp * t.word_bytes
+    ox0, ox1 = interior_columns(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1],
+                                lp.out_shape[2])
+    lanes = pixel_lanes(t, layer, wpp, ox0, ox1)
+    pixels = lp.out_shape[1] * lp.out_shape[2]
+    floats_out = not lp.binarize_out or plan.binarize[lp.binarize_out].needs_amap
+    order = "filter block > out row > out col > ky > (kx, word) > filter in block"
+    if lanes:
+        order = (f"filter block > out row > {{interior: groups of pixel_lanes columns > filter in block, "
+                 f"{LANE_FILTERS} at a time > ky > kx > pixel lane; border columns: ky > kx > filter in block}}")
+    lp.tiling = XnorConvTiling(
+        filter_block=fb, filter_blocks=-(-layer.filters // fb), weight_bytes_per_block=fb * per_filter,
+        loop_order=order, interior_run_words=layer.kernel[1] * wpp, interior_columns=[ox0, ox1],
+        pixel_lanes=lanes, column_ranges=_column_ranges(lp, ox0, ox1, lanes),
+        store_tile=store_tile(t, lanes, floats_out, pixels),
+        next_block_prefetch=next_block_prefetch(t, lanes, fb * per_filter, pixels))
+
+
+def _column_ranges(lp: LayerPlan, ox0: int, ox1: int, lanes: int) -> list[ColumnRange]:
+    """The per-pixel loops: output columns [lo, hi) (all of them, or the borders around the
+    pixel-lane interior) with the tap ranges ("runs") they meet."""
+    layer, wo = lp.layer, lp.out_shape[2]
+    spans = [(0, ox0), (ox1, wo)] if lanes else [(0, wo)]
+    return [ColumnRange([lo, hi], column_runs(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1],
+                                              layer.padding[1], range(lo, hi)))
+            for lo, hi in spans if hi > lo]
+
+
+def consts(lp: LayerPlan, target) -> list[Const]:
+    """w: packed signs [F/FB][KH][KW][words][FB]; padpop (pad_value != 0); alpha; bias."""
+    layer = lp.layer
+    w = layer.params["weight"]
+    packed = pack_signs(w.transpose(0, 2, 3, 1), target.word_bits)       # channels packed per tap
+    out = [Const("w", "word", interleave_filters(packed, lp.tiling.filter_block).reshape(-1))]
+    if layer.pad_value != 0:
+        pad = pad_word_pattern(w.shape[1], layer.pad_value, target.word_bits)
+        out.append(Const("padpop", "int", popcount(packed ^ pad).sum(axis=-1).reshape(-1)))
+    if layer.scale_weight:
+        out.append(Const("alpha", "float", alpha(layer, w)))
+    if layer.bias:
+        out.append(Const("bias", "float", layer.params["bias"]))
+    return out
+
+
+def weight_bytes(lp: LayerPlan, target) -> dict:
+    layer = lp.layer
+    n, taps = layer.filters, prod(layer.kernel)
+    extra = 4 * n if layer.bias else 0
+    f32 = 4 * n * lp.in_shapes[0][0] * taps + extra
+    fb = lp.tiling.filter_block
+    words = -(-n // fb) * fb * taps * words_for(lp.in_shapes[0][0], target.word_bits)
+    padpop = 4 * n * taps if layer.pad_value != 0 else 0      # int32 per filter and tap
+    extra += 4 * n if layer.scale_weight else 0
+    return {"float32": f32, "packed": words * target.word_bytes + padpop + extra}
+
+
+def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
+    """It reads its stage's packed words (and A) and writes floats or, with an epilogue stage,
+    the packed words (and A) of the next layer (plus a folded residual add)."""
+    layer, tl = lp.layer, lp.tiling
+    k = window({}, layer, lp.in_shapes[0], lp.out_shape)
+    st = plan.binarize[lp.binarize_in]
+    k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias, has_alpha=layer.scale_weight,
+             OX0=tl.interior_columns[0], OX1=tl.interior_columns[1], WPP=lp.packing.words_per_pixel,
+             FB=tl.filter_block, NB=tl.filter_blocks, has_k=layer.scale_input, out_stage=None,
+             PX=tl.pixel_lanes, RANGES=[vars(r) for r in tl.column_ranges], residual=None,
+             TP=tl.store_tile, PFL=tl.next_block_prefetch)
+    args = [pointer(plan, st.packed, True, "xg_word_t")]
+    if layer.scale_input:
+        args += [pointer(plan, st.amap, True), pointer(plan, lp.scratch["kmap"], False)]
+    if lp.binarize_out:
+        out = plan.binarize[lp.binarize_out]
+        bn_ident = plan.ident(out.bn)
+        k["out_stage"] = {"stage": f"binarize_{plan.ident(out.tensor)}", "bn": bn_ident,
+                          "bn_sym": const_prefix(plan.net.name, bn_ident),
+                          "WPP": out.words_per_pixel, "has_a": out.needs_amap}
+        args.append(pointer(plan, out.packed, False, "xg_word_t"))
+        if out.needs_amap:
+            args.append(pointer(plan, out.amap, False))
+    else:
+        args.append(pointer(plan, lp.output, False))
+        res = residual_of(plan, lp)
+        if res is not None:           # a folded residual add: out = conv + res
+            args.append(pointer(plan, plan.storage[res], True))
+            k["residual"] = lp.epilogue[0]
+    return k, args
+
+
+KIND = Kind("conv_xnor", matches, context, plan, consts, weight_bytes)

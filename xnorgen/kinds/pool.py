@@ -1,0 +1,20 @@
+"""Kind pool: max or average pooling over a window (contract: avg counts padded taps as the
+contract defines). Template: kernel_pool.c.j2; simulator: sim/pool.py.
+"""
+from __future__ import annotations
+
+from xnorgen.codegen.context import io_args, window
+from xnorgen.kinds.base import Kind
+from xnorgen.plan.ir import LayerPlan, Plan
+
+
+def matches(layer) -> bool:
+    return layer.type in ("maxpool", "avgpool")
+
+
+def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
+    k = window({"op": lp.layer.type}, lp.layer, lp.in_shapes[0], lp.out_shape)
+    return k, io_args(lp, plan)
+
+
+KIND = Kind("pool", matches, context)
