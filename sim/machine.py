@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xnorgen.frontend.description import BatchNorm, Conv2d, Dense, Pool
+from xnorgen.kinds.elementwise import OPS as ELEMENTWISE_OPS
 from xnorgen.plan.core import Plan, is_alias
 
 from . import kernels_binarize as kb
@@ -87,23 +87,40 @@ def _bn_consts(plan, st, run):
     return layer_consts(bn, plan.target)
 
 
+def _xnor_conv(lp, plan: Plan, result, run: bool):
+    """Kind conv_xnor reads its stage's packed words (and A) and may write the next stage."""
+    consts = layer_consts(lp, plan.target) if run and lp.layer.params else {}
+    out_st = None
+    if lp.binarize_out:
+        st = plan.binarize[lp.binarize_out]
+        out_st = (st, _bn_consts(plan, st, run))
+    out, counts = kc.xnor_conv(lp, plan.target, consts, result.stages.get(lp.binarize_in), out_st, run)
+    if lp.binarize_out:
+        result.stages[lp.binarize_out] = out
+        out = None
+    return out, counts
+
+
+#: The simulator's model of each kernel kind (xnorgen.kinds), by the kind's name. Float-input
+#: kinds take (lp, target, consts, input tensors, run) and return (output or None, Counter).
+FLOAT_MODELS = {
+    "conv_real": lambda lp, t, consts, ins, run: kr.real_conv(lp, t, consts, ins and ins[0], run),
+    "dense": lambda lp, t, consts, ins, run: km.dense(lp, t, consts, ins and ins[0], run),
+    "batchnorm": lambda lp, t, consts, ins, run: km.batchnorm(lp, t, consts, ins and ins[0], run),
+    "pool": lambda lp, t, consts, ins, run: km.pool(lp, t, consts, ins and ins[0], run),
+    "elementwise": lambda lp, t, consts, ins, run: km.elementwise(lp, t, consts, ins, run,
+                                                                  ELEMENTWISE_OPS[lp.layer.type]),
+}
+#: Kinds whose model reads packed stages rather than float tensors: (lp, plan, Run, run).
+STAGE_MODELS = {"conv_xnor": _xnor_conv}
+
+
 def simulate_layer(lp, plan: Plan, ins, run: bool):
-    """(output or None, Counter) of one layer; a flatten view costs nothing and copies nothing."""
-    layer, target = lp.layer, plan.target
-    if is_alias(layer, plan.net):
+    """(output or None, Counter) of one float-input layer; a flatten view costs nothing and copies nothing."""
+    if is_alias(lp.layer, plan.net):
         return (ins[0].reshape(lp.out_shape) if run else None), Counter()
-    consts = layer_consts(lp, target) if run and layer.params else {}
-    x = ins[0] if run else None
-    if isinstance(layer, Conv2d):
-        return kr.real_conv(lp, target, consts, x, run)
-    if isinstance(layer, Dense):
-        return km.dense(lp, target, consts, x, run)
-    if isinstance(layer, BatchNorm):
-        return km.batchnorm(lp, target, consts, x, run)
-    if isinstance(layer, Pool):
-        return km.pool(lp, target, consts, x, run)
-    op = {"flatten": "copy"}.get(layer.type, layer.type)
-    return km.elementwise(lp, target, consts, ins, run, op)
+    consts = layer_consts(lp, plan.target) if run and lp.layer.params else {}
+    return FLOAT_MODELS[lp.kind](lp, plan.target, consts, ins if run else None, run)
 
 
 def run_plan(plan: Plan, x=None) -> Run:
@@ -132,16 +149,8 @@ def run_plan(plan: Plan, x=None) -> Run:
         if lp.folded_into:                       # folded into a stage or a conv epilogue: no kernel
             record(layer.name, lp.ident, layer.type, None, Counter())
             continue
-        if isinstance(layer, Conv2d) and layer.mode == "xnor":
-            consts = layer_consts(lp, t) if run and layer.params else {}
-            out_st = None
-            if lp.binarize_out:
-                st = plan.binarize[lp.binarize_out]
-                out_st = (st, _bn_consts(plan, st, run))
-            out, counts = kc.xnor_conv(lp, t, consts, result.stages.get(lp.binarize_in), out_st, run)
-            if lp.binarize_out:
-                result.stages[lp.binarize_out] = out
-                out = None
+        if lp.kind in STAGE_MODELS:
+            out, counts = STAGE_MODELS[lp.kind](lp, plan, result, run)
         else:
             ins = [result.tensors[s] for s in layer.inputs] if run else None
             out, counts = simulate_layer(lp, plan, ins, run)

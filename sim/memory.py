@@ -10,29 +10,22 @@ from __future__ import annotations
 
 from math import prod
 
-from xnorgen.frontend.description import BatchNorm, Conv2d, Dense
-from xnorgen.kinds import weight_bytes
+from xnorgen.kinds import geometry, weight_bytes
 from xnorgen.packing import words_for
 from xnorgen.plan.core import sum_of_buffers
 
 
-def layer_params(lp) -> tuple[int, int]:
-    """(weights, other parameters) of a conv/dense/batchnorm layer: counts of real numbers."""
-    layer = lp.layer
-    if isinstance(layer, BatchNorm):
-        return 0, 4 * lp.out_shape[0]
-    if isinstance(layer, Conv2d):
-        n_out, fan_in = layer.filters, lp.in_shapes[0][0] * prod(layer.kernel)
-    elif isinstance(layer, Dense):
-        n_out, fan_in = layer.units, prod(lp.in_shapes[0])
-    else:
-        return 0, 0
-    return n_out * fan_in, n_out if layer.bias else 0
+def layer_params(lp, target) -> tuple[int, int]:
+    """(weights, other parameters) of a layer: counts of real numbers (conv/dense weights; bias,
+    batchnorm statistics)."""
+    g, wb = geometry(lp), weight_bytes(lp, target)
+    weights = g.weights if g else 0
+    return weights, (wb["float32"] // 4 - weights) if wb else 0
 
 
 def layer_memory(lp, target) -> dict | None:
     """Bytes of one layer's parameters in each representation, or None for a layer without any."""
-    weights, other = layer_params(lp)
+    weights, other = layer_params(lp, target)
     if weights == 0 and other == 0:
         return None
     wb = weight_bytes(lp, target)
@@ -70,7 +63,7 @@ def layer_buffers(lp, target) -> list[int]:
     fused binarize epilogue writes the next stage instead)."""
     wb = weight_bytes(lp, target)
     out = [wb["packed"]] if wb else []
-    if not (isinstance(lp.layer, Conv2d) and lp.layer.mode == "xnor"):
+    if lp.binarize_in is None:
         out += [4 * prod(s) for s in lp.in_shapes]
     if not lp.binarize_out:
         out.append(4 * prod(lp.out_shape))

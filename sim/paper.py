@@ -45,16 +45,11 @@ def layer_model(lp) -> dict | None:
     layers are binary; float and bwn layers cost c*N_W*N_I multiply-adds per filter at one per
     clock in both columns (the model has no cheaper rate for bwn's additions).
     """
-    from math import prod
-
-    from xnorgen.frontend.description import Conv2d, Dense
-    layer = lp.layer
-    if isinstance(layer, Conv2d):
-        c, n_w, n_i, filters = lp.in_shapes[0][0], prod(layer.kernel), lp.out_shape[1] * lp.out_shape[2], layer.filters
-    elif isinstance(layer, Dense):
-        c, n_w, n_i, filters = prod(lp.in_shapes[0]), 1, 1, layer.units
-    else:
+    from xnorgen.kinds import geometry
+    g, layer = geometry(lp), lp.layer
+    if g is None:
         return None
+    c, n_w, n_i, filters = g.channels, g.taps, g.pixels, g.filters
     binary = layer.mode == "xnor"
     f_clk = layer_clocks(c, n_w, n_i, filters, binary=False)
     b_clk = layer_clocks(c, n_w, n_i, filters, binary=binary)

@@ -40,3 +40,8 @@ def weight_bytes(lp, target) -> dict | None:
     """Bytes of lp's weights as float32 and as stored; None for a layer without weights.
     Computed from shapes alone; a test holds it equal to the bytes layer_consts emits."""
     return kind(lp).weight_bytes(lp, target)
+
+
+def geometry(lp):
+    """lp's multiply-accumulate shape (base.Geometry), or None for a layer without any."""
+    return kind(lp).geometry(lp)

@@ -15,6 +15,25 @@ def no_weights(lp, target) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """The multiply-accumulate shape of a conv or dense layer: `filters` outputs per pixel, each
+    summing channels x taps products, at `pixels` output positions (dense: taps = pixels = 1)."""
+    filters: int
+    channels: int
+    taps: int
+    pixels: int
+
+    @property
+    def weights(self) -> int:
+        return self.filters * self.channels * self.taps
+
+
+def no_geometry(lp) -> None:
+    """A layer without multiply-accumulates."""
+    return None
+
+
 def no_plan(plan, lp) -> None:
     """A kernel with no packing or tiling decisions."""
     return None
@@ -30,6 +49,7 @@ class Kind:
     plan: Callable = no_plan             # (plan, lp) -> None: fills lp.packing / lp.tiling / lp.scratch
     consts: Callable = no_consts         # (lp, target) -> [lowering.Const]: the arrays its kernel reads
     weight_bytes: Callable = no_weights  # (lp, target) -> {"float32": n, "packed": n} or None
+    geometry: Callable = no_geometry     # (lp) -> Geometry or None (the paper's model, memory reports)
 
     @property
     def template(self) -> str:

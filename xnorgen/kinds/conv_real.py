@@ -15,7 +15,7 @@ import numpy as np
 
 from xnorgen.codegen.context import io_args, pointer, window
 from xnorgen.codegen.lowering import Const, interleave_filters, mask_bytes
-from xnorgen.kinds.base import Kind
+from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix
 from xnorgen.plan.ir import LayerPlan, Plan, add_scratch, folded_pool
 from xnorgen.plan.tiling import (bwn_expand, column_groups, float_block_vectors, float_filter_block,
@@ -143,4 +143,8 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     return k, args
 
 
-KIND = Kind("conv_real", matches, context, plan, consts, weight_bytes)
+def geometry(lp: LayerPlan) -> Geometry:
+    return Geometry(lp.layer.filters, lp.in_shapes[0][0], prod(lp.layer.kernel), lp.out_shape[1] * lp.out_shape[2])
+
+
+KIND = Kind("conv_real", matches, context, plan, consts, weight_bytes, geometry)

@@ -13,7 +13,7 @@ from math import prod
 
 from xnorgen.codegen.context import pointer, window
 from xnorgen.codegen.lowering import Const, interleave_filters
-from xnorgen.kinds.base import Kind
+from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix
 from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
 from xnorgen.plan.fusion import residual_of
@@ -147,4 +147,8 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     return k, args
 
 
-KIND = Kind("conv_xnor", matches, context, plan, consts, weight_bytes)
+def geometry(lp: LayerPlan) -> Geometry:
+    return Geometry(lp.layer.filters, lp.in_shapes[0][0], prod(lp.layer.kernel), lp.out_shape[1] * lp.out_shape[2])
+
+
+KIND = Kind("conv_xnor", matches, context, plan, consts, weight_bytes, geometry)

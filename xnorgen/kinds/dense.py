@@ -12,7 +12,7 @@ from math import prod
 
 from xnorgen.codegen.context import io_args, pointer
 from xnorgen.codegen.lowering import Const, interleave_filters
-from xnorgen.kinds.base import Kind
+from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.kinds.conv_real import real_weight_bytes, real_weights
 from xnorgen.packing import pack_signs, words_for
 from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
@@ -87,4 +87,8 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     return k, args
 
 
-KIND = Kind("dense", matches, context, plan, consts, weight_bytes)
+def geometry(lp: LayerPlan) -> Geometry:
+    return Geometry(lp.layer.units, prod(lp.in_shapes[0]), 1, 1)
+
+
+KIND = Kind("dense", matches, context, plan, consts, weight_bytes, geometry)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from xnorgen.frontend.description import BatchNorm, Conv2d
 
 
 @dataclass
@@ -42,8 +41,10 @@ class Binarize:
     words_per_pixel: int = 0
 
 
-def is_xnor_conv(layer) -> bool:
-    return isinstance(layer, Conv2d) and layer.mode == "xnor"
+def is_xnor_conv(lp) -> bool:
+    """A kernel of kind conv_xnor (run assign_kinds first)."""
+    assert lp.kind, "run assign_kinds first"
+    return lp.kind == "conv_xnor"
 
 
 def plan_binarize(plan, fuse: bool = True):
@@ -55,7 +56,7 @@ def plan_binarize(plan, fuse: bool = True):
         for src in lp.layer.inputs:
             readers.setdefault(src, []).append(lp)
     for tensor, rs in readers.items():
-        xconvs = [lp for lp in rs if is_xnor_conv(lp.layer)]
+        xconvs = [lp for lp in rs if is_xnor_conv(lp)]
         if not xconvs:
             continue
         shape = net.shapes[tensor]
@@ -63,12 +64,12 @@ def plan_binarize(plan, fuse: bool = True):
                       any(lp.layer.scale_input for lp in xconvs), xconvs[0].layer.name, False,
                       shape[0], prod(shape[1:]))
         bn = by_name.get(tensor)
-        if fuse and bn is not None and isinstance(bn.layer, BatchNorm) and len(xconvs) == len(rs):
+        if fuse and bn is not None and bn.kind == "batchnorm" and len(xconvs) == len(rs):
             st.bn, st.source = tensor, bn.layer.inputs[0]
             plan.elided.add(tensor)
             bn.folded_into = st.name
             prod_lp = by_name.get(st.source)
-            if prod_lp is not None and is_xnor_conv(prod_lp.layer) and len(readers[st.source]) == 1:
+            if prod_lp is not None and is_xnor_conv(prod_lp) and len(readers[st.source]) == 1:
                 st.runs_in, st.in_epilogue = prod_lp.layer.name, True
                 plan.elided.add(st.source)
                 prod_lp.binarize_out = st.name
@@ -98,10 +99,10 @@ def plan_epilogues(plan, fuse: bool = True):
     steps = {lp.layer.name: lp.step for lp in plan.layers}
     for lp in plan.layers:
         layer = lp.layer
-        if is_xnor_conv(layer) and not lp.binarize_out and layer.name != plan.net.output:
+        if is_xnor_conv(lp) and not lp.binarize_out and layer.name != plan.net.output:
             _fold_residual_add(plan, lp, readers.get(layer.name, []), steps)
             continue
-        if not (isinstance(layer, Conv2d) and layer.mode != "xnor") or layer.name == plan.net.output:
+        if lp.kind != "conv_real" or layer.name == plan.net.output:
             continue
         chain = _post_chain(plan, layer.name, readers, pool=plan.target.fold_pool)
         if not chain:
@@ -148,7 +149,7 @@ def _fold_residual_add(plan, lp, rs: list, steps: dict) -> None:
 
 def residual_of(plan, lp) -> str | None:
     """The tensor an xnor conv adds in its epilogue (a folded residual add), else None."""
-    if not (is_xnor_conv(lp.layer) and lp.epilogue):
+    if not (is_xnor_conv(lp) and lp.epilogue):
         return None
     add = plan.net.layer(lp.epilogue[0])
     return next(t for t in add.inputs if t != lp.layer.name)
