@@ -15,7 +15,7 @@ import pytest
 import xnorgen
 import xnorgen.target as tg
 from netgen import random_dag_layers, random_network, write_net
-from xnorgen import crossbuild
+from xnorgen.toolchain import cross as crossbuild
 from xnorgen.api import compile_network
 from xnorgen.errors import XnorgenError
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import xnorgen
 import xnorgen.target as tg
 from netgen import TARGET_CONV_CASES, random_input, random_network, with_zeros, write_net, xnor_conv_net
-from xnorgen import crossbuild
+from xnorgen.toolchain import cross as crossbuild
 from xnorgen.cli import main
 from xnorgen.api import compile_network
 from xnorgen.reference import binary_conv_core, sign

@@ -1,4 +1,4 @@
-"""Gradient checks for the trainer (xnorgen.train_ops) against central finite differences.
+"""Gradient checks for the trainer (xnorgen.training.ops) against central finite differences.
 
 What each check means:
 - float layers (conv2d, dense, batchnorm in train mode, relu, max/avg/global pools, add,
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 import xnorgen
-from xnorgen import train_ops
+from xnorgen.training import ops as train_ops
 from xnorgen.training.ops import conv_fwd, sign
 from xnorgen.training.trainer import Model
 
@@ -257,7 +257,7 @@ def test_sign_layer_is_straight_through(tmp_path):
 def test_weight_rule_is_papers_formula():
     """dC/dW = dC/dW~ * (1/n + alpha * 1_{|W|<=1}) with n = C*kh*kw, alpha per filter, stated directly."""
     rng = np.random.default_rng(4)
-    layer = xnorgen.description.Conv2d(name="c", type="conv2d", inputs=("input",), filters=3, kernel=(2, 2),
+    layer = xnorgen.frontend.description.Conv2d(name="c", type="conv2d", inputs=("input",), filters=3, kernel=(2, 2),
                                        mode="bwn", padding=(0, 0))
     op = train_ops.ConvOp(layer)
     w = rng.uniform(-2, 2, (3, 5, 2, 2))

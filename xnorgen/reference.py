@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from xnorgen.frontend.description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
+from xnorgen.frontend.description import BatchNorm, Conv2d, Dense, Layer, Pool
 from xnorgen.errors import XnorgenError
 from xnorgen.frontend.graph import Network
 
@@ -99,21 +99,24 @@ def _softmax(x):
     return e / e.sum()
 
 
+#: The golden model of each layer type: (layer, float64 inputs of one sample) -> output.
+EVAL = {
+    "conv2d": lambda layer, ins: _conv_layer(layer, ins[0]),
+    "dense": lambda layer, ins: _dense_layer(layer, ins[0]),
+    "batchnorm": lambda layer, ins: _batchnorm(layer, ins[0]),
+    "maxpool": lambda layer, ins: _pool(layer, ins[0]),
+    "avgpool": lambda layer, ins: _pool(layer, ins[0]),
+    "add": lambda layer, ins: ins[0] + ins[1],
+    "relu": lambda layer, ins: np.maximum(ins[0], 0.0),
+    "sign": lambda layer, ins: sign(ins[0]),
+    "flatten": lambda layer, ins: ins[0].reshape(-1),
+    "softmax": lambda layer, ins: _softmax(ins[0]),
+}
+
+
 def eval_layer(layer: Layer, ins):
     """One layer on float64 inputs of one sample."""
-    if isinstance(layer, Conv2d):
-        return _conv_layer(layer, ins[0])
-    if isinstance(layer, Dense):
-        return _dense_layer(layer, ins[0])
-    if isinstance(layer, BatchNorm):
-        return _batchnorm(layer, ins[0])
-    if isinstance(layer, Pool):
-        return _pool(layer, ins[0])
-    if isinstance(layer, Add):
-        return ins[0] + ins[1]
-    x = ins[0]
-    return {"relu": lambda: np.maximum(x, 0.0), "sign": lambda: sign(x),
-            "flatten": lambda: x.reshape(-1), "softmax": lambda: _softmax(x)}[layer.type]()
+    return EVAL[layer.type](layer, ins)
 
 
 def run_sample(net: Network, x):

@@ -17,7 +17,7 @@ from pathlib import Path
 import networkx as nx
 
 from xnorgen import limits
-from xnorgen.frontend.description import Add, BatchNorm, Conv2d, Dense, Description, Layer, Pool
+from xnorgen.frontend.description import Description, Layer
 from xnorgen.errors import XnorgenError
 
 
@@ -92,56 +92,71 @@ def _need_chw(shape, where, what):
         raise XnorgenError(where, f"{what} needs a [C, H, W] input, got shape {list(shape)}")
 
 
+def _add_shape(layer, ins, where):
+    if len(ins) != 2:
+        raise XnorgenError(where, f"add takes exactly two inputs, got {len(ins)}")
+    if ins[0] != ins[1]:
+        raise XnorgenError(where, f"add inputs differ in shape: {list(ins[0])} vs {list(ins[1])}")
+    return ins[0]
+
+
+def _conv_shape(layer, shape, where):
+    _need_chw(shape, where, "conv2d")
+    (kh, kw) = layer.kernel
+    if layer.padding == "same":
+        layer.padding = ((kh - 1) // 2, (kw - 1) // 2)
+    elif layer.padding == "valid":
+        layer.padding = (0, 0)
+    c, h, w = shape
+    return (layer.filters,
+            _window(h, kh, layer.stride[0], layer.padding[0], where, "height"),
+            _window(w, kw, layer.stride[1], layer.padding[1], where, "width"))
+
+
+def _pool_shape(layer, shape, where):
+    _need_chw(shape, where, layer.type)
+    c, h, w = shape
+    if layer.global_:
+        layer.kernel, layer.stride, layer.padding = (h, w), (h, w), (0, 0)
+        return (c, 1, 1)
+    if layer.stride is None:
+        layer.stride = layer.kernel
+    for p, k in zip(layer.padding, layer.kernel):
+        if p >= k:
+            raise XnorgenError(where, f"padding {p} must be smaller than the kernel {k}")
+    return (c, _window(h, layer.kernel[0], layer.stride[0], layer.padding[0], where, "height"),
+            _window(w, layer.kernel[1], layer.stride[1], layer.padding[1], where, "width"))
+
+
+#: Output shape of each single-input layer type from its input shape (types not listed keep
+#: their input's shape: batchnorm and the elementwise activations).
+_SHAPES = {
+    "conv2d": _conv_shape,
+    "maxpool": _pool_shape,
+    "avgpool": _pool_shape,
+    "dense": lambda layer, shape, where: (layer.units,),
+    "flatten": lambda layer, shape, where: (prod(shape),),
+}
+
+
 def infer_shape(layer: Layer, ins: list[tuple[int, ...]], where: str) -> tuple[int, ...]:
     """Output shape of one layer; resolves padding/stride/global kernel in place."""
-    if isinstance(layer, Add):
-        if len(ins) != 2:
-            raise XnorgenError(where, f"add takes exactly two inputs, got {len(ins)}")
-        if ins[0] != ins[1]:
-            raise XnorgenError(where, f"add inputs differ in shape: {list(ins[0])} vs {list(ins[1])}")
-        return ins[0]
+    if layer.type == "add":
+        return _add_shape(layer, ins, where)
     if len(ins) != 1:
         raise XnorgenError(where, f"{layer.type} takes one input, got {len(ins)}")
-    (shape,) = ins
-    if isinstance(layer, Conv2d):
-        _need_chw(shape, where, "conv2d")
-        (kh, kw) = layer.kernel
-        if layer.padding == "same":
-            layer.padding = ((kh - 1) // 2, (kw - 1) // 2)
-        elif layer.padding == "valid":
-            layer.padding = (0, 0)
-        c, h, w = shape
-        return (layer.filters,
-                _window(h, kh, layer.stride[0], layer.padding[0], where, "height"),
-                _window(w, kw, layer.stride[1], layer.padding[1], where, "width"))
-    if isinstance(layer, Pool):
-        _need_chw(shape, where, layer.type)
-        c, h, w = shape
-        if layer.global_:
-            layer.kernel, layer.stride, layer.padding = (h, w), (h, w), (0, 0)
-            return (c, 1, 1)
-        if layer.stride is None:
-            layer.stride = layer.kernel
-        for p, k in zip(layer.padding, layer.kernel):
-            if p >= k:
-                raise XnorgenError(where, f"padding {p} must be smaller than the kernel {k}")
-        return (c, _window(h, layer.kernel[0], layer.stride[0], layer.padding[0], where, "height"),
-                _window(w, layer.kernel[1], layer.stride[1], layer.padding[1], where, "width"))
-    if isinstance(layer, Dense):
-        return (layer.units,)
-    if layer.type == "flatten":
-        return (prod(shape),)
-    return shape        # batchnorm, relu, sign, softmax
+    shape_of = _SHAPES.get(layer.type)
+    return shape_of(layer, ins[0], where) if shape_of else ins[0]
 
 
 def expected_params(layer: Layer, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """The arrays a layer needs from the .npz, with their shapes."""
-    if isinstance(layer, Conv2d):
+    if layer.type == "conv2d":
         p = {"weight": (layer.filters, in_shape[0], *layer.kernel)}
         return p | ({"bias": (layer.filters,)} if layer.bias else {})
-    if isinstance(layer, Dense):
+    if layer.type == "dense":
         p = {"weight": (layer.units, prod(in_shape))}
         return p | ({"bias": (layer.units,)} if layer.bias else {})
-    if isinstance(layer, BatchNorm):
+    if layer.type == "batchnorm":
         return {k: (in_shape[0],) for k in ("gamma", "beta", "mean", "var")}
     return {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from xnorgen.errors import XnorgenError
-from xnorgen.frontend.description import BatchNorm
 from xnorgen.frontend.graph import Network, expected_params
 from xnorgen.frontend.userfiles import NpzArrays
 
@@ -41,7 +40,7 @@ def attach_weights(net: Network) -> None:
                 if key not in npz.names:
                     raise XnorgenError(lwhere, f"missing array {key!r} of shape {list(shape)}")
                 layer.params[pname] = _checked(npz.read(key, shape, lwhere).astype(np.float64), key, lwhere)
-            if isinstance(layer, BatchNorm):     # the C reads gamma / sqrt(var + eps) as one float32
+            if layer.type == "batchnorm":     # the C reads gamma / sqrt(var + eps) as one float32
                 scale = layer.params["gamma"] / np.sqrt(layer.params["var"] + layer.eps)
                 if np.any(np.abs(scale) > FLOAT32_MAX):
                     raise XnorgenError(lwhere, "gamma / sqrt(var + eps) is beyond float32's range; "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from xnorgen.frontend.description import Add, BatchNorm, Conv2d, Dense, Layer, Pool
+from xnorgen.frontend.description import Layer
 
 
 def sign(x):
@@ -330,15 +330,15 @@ class SimpleOp(Op):
         return [(p * (d - (d * p).sum(axis=1, keepdims=True))).reshape(x.shape)]
 
 
+#: The training op of each layer type (forward and backward of Algorithm 1).
+OPS = {"conv2d": ConvOp, "dense": DenseOp, "batchnorm": lambda layer, learn_alpha: BatchNormOp(layer),
+       "maxpool": lambda layer, learn_alpha: PoolOp(layer), "avgpool": lambda layer, learn_alpha: PoolOp(layer)}
+SIMPLE = ("add", "relu", "sign", "flatten", "softmax")
+
+
 def make_op(layer: Layer, learn_alpha=False) -> Op:
-    if isinstance(layer, Conv2d):
-        return ConvOp(layer, learn_alpha)
-    if isinstance(layer, Dense):
-        return DenseOp(layer, learn_alpha)
-    if isinstance(layer, BatchNorm):
-        return BatchNormOp(layer)
-    if isinstance(layer, Pool):
-        return PoolOp(layer)
-    if isinstance(layer, Add) or layer.type in ("relu", "sign", "flatten", "softmax"):
+    if layer.type in SIMPLE:
         return SimpleOp(layer)
-    raise ValueError(f"no training op for layer type {layer.type}")
+    if layer.type not in OPS:
+        raise ValueError(f"no training op for layer type {layer.type}")
+    return OPS[layer.type](layer, learn_alpha)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from xnorgen.frontend.description import Conv2d, Dense
 from xnorgen.errors import XnorgenError
 from xnorgen.frontend.graph import Network, expected_params
 from xnorgen.training.ops import make_op
@@ -188,7 +187,7 @@ def default_optimizer(net: Network) -> str:
 def fit(net: Network, dataset, *, epochs=30, seed=0, batch_size=64, lr=None, optimizer="auto",
         learn_alpha=False, progress=True, stream=None) -> TrainResult:
     """Train from scratch with Algorithm 1; returns the exported weights and the measured accuracies."""
-    if not any(isinstance(lay, (Conv2d, Dense)) for lay in net.layers):
+    if not any(lay.type in ("conv2d", "dense") for lay in net.layers):
         raise XnorgenError(str(net.path or net.name), "nothing to train: no conv2d or dense layer")
     out_size = int(np.prod(net.shapes[net.output]))
     if out_size < dataset.classes:
