@@ -17,7 +17,7 @@ from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
 
 BN_ELEM = {"load": 1, "fmul": 1, "fadd": 2, "store": 1}                # out = (in - mean[c]) * scale[c] + beta[c]
 POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
-ELEM = {"relu": {"load": 1, "fmax": 1, "store": 1}, "sign": {"load": 1, "compare": 1, "logic": 1, "store": 1},
+ELEM = {"relu": {"load": 1, "fmax": 1, "store": 1}, "leaky_relu": {"load": 1, "fmul": 1, "compare": 1, "logic": 1, "store": 1}, "sign": {"load": 1, "compare": 1, "logic": 1, "store": 1},
         "add": {"load": 1, "load_op": 1, "fadd": 1, "store": 1}, "copy": {"load": 1, "store": 1}}
 
 
@@ -161,7 +161,7 @@ def pool_vector_counts(lp, target, cols, interior) -> Counter:
 
 
 def elementwise(lp, target, consts, ins, run: bool, op: str):
-    """kernel_elementwise.c.j2: relu, sign, add, copy (flatten as output), softmax."""
+    """kernel_elementwise.c.j2: relu, leaky_relu, sign, add, copy (flatten as output), softmax."""
     n = prod(lp.out_shape)
     if op == "softmax":
         counts = scaled({"load": 1, "fmax": 1}, n) + scaled({"load": 1, "fadd": 2, "exp": 1, "store": 1}, n) \
@@ -174,6 +174,8 @@ def elementwise(lp, target, consts, ins, run: bool, op: str):
     x = ins[0].reshape(-1)
     if op == "relu":
         out = np.where(x > 0, x, F32(0))
+    elif op == "leaky_relu":          # the C's float32 product with the slope as a float32 literal
+        out = np.where(x >= 0, x, F32(lp.layer.slope) * x)
     elif op == "sign":
         out = np.where(x >= 0, F32(1), F32(-1))
     elif op == "add":

@@ -108,6 +108,7 @@ EVAL = {
     "avgpool": lambda layer, ins: _pool(layer, ins[0]),
     "add": lambda layer, ins: ins[0] + ins[1],
     "relu": lambda layer, ins: np.maximum(ins[0], 0.0),
+    "leaky_relu": lambda layer, ins: np.where(ins[0] >= 0, ins[0], layer.slope * ins[0]),
     "sign": lambda layer, ins: sign(ins[0]),
     "flatten": lambda layer, ins: ins[0].reshape(-1),
     "softmax": lambda layer, ins: _softmax(ins[0]),

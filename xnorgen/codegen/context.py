@@ -5,6 +5,8 @@ words input/output reach the text (the storage keys themselves never do).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from xnorgen.plan.ir import INPUT, OUTPUT, LayerPlan, Plan
 from xnorgen.plan.tiling import interior_columns
 
@@ -33,3 +35,10 @@ def window(k: dict, layer, in_shape, out_shape) -> dict:
     ox0, ox1 = interior_columns(w, k["KW"], k["SW"], k["PW"], k["WO"])
     k.update(OX0=ox0, OX1=ox1)
     return k
+
+
+def c_float(v: float) -> str:
+    """v as a C float literal that reads back as the same float32."""
+    assert np.isfinite(np.float32(v)), f"constant {v} is not a finite float32: the front end checks weights"
+    s = f"{float(np.float32(v)):.9g}"
+    return (s if ("." in s or "e" in s) else s + ".0") + "f"

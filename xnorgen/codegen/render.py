@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from xnorgen import kinds
-from xnorgen.codegen.context import pointer
+from xnorgen.codegen.context import c_float, pointer
 from xnorgen.codegen.lowering import const_c_type, mask_bytes
 from xnorgen.naming import const_prefix, kernel_symbol, stage_symbol
 from xnorgen.plan.ir import LayerPlan, Plan, is_alias
@@ -52,12 +52,6 @@ _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def _c_float(v: float) -> str:
-    assert np.isfinite(np.float32(v)), f"constant {v} is not a finite float32: the front end checks weights"
-    s = f"{float(np.float32(v)):.9g}"
-    return (s if ("." in s or "e" in s) else s + ".0") + "f"
-
-
 def _c_array_body(c, word_bits: int) -> str:
     if c.kind == "word":
         hexw = word_bits // 4
@@ -67,7 +61,7 @@ def _c_array_body(c, word_bits: int) -> str:
     elif c.kind in ("int", "mask"):
         items, per_line = [str(int(v)) + ("u" if c.kind == "mask" else "") for v in c.values], 12
     else:
-        items = [_c_float(v) for v in c.values]
+        items = [c_float(v) for v in c.values]
         per_line = 6
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return ",\n".join("    " + ln for ln in lines)

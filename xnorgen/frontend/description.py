@@ -72,6 +72,11 @@ class Elementwise(Layer):   # relu, sign, flatten, softmax
 
 
 @dataclass(kw_only=True)
+class LeakyRelu(Layer):     # y = x if x >= 0 else slope * x (an xnorgen extension of the contract)
+    slope: float = 0.01
+
+
+@dataclass(kw_only=True)
 class Add(Layer):
     pass
 
@@ -138,6 +143,12 @@ def _eps(v, where):
     return float(v)
 
 
+def _slope(v, where):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise XnorgenError(where, f"expected a number in [0, 1], got {show(v)}")
+    return float(v)
+
+
 # type -> (class, {yaml field: (attribute, parser, required)})
 _CONV = {"filters": ("filters", _int, True), "kernel": ("kernel", _pair(1), True),
          "stride": ("stride", _pair(1), False), "padding": ("padding", _padding, False),
@@ -155,6 +166,7 @@ LAYER_TYPES = {
     "maxpool": (Pool, _POOL),
     "avgpool": (Pool, _POOL),
     "relu": (Elementwise, {}),
+    "leaky_relu": (LeakyRelu, {"slope": ("slope", _slope, False)}),
     "sign": (Elementwise, {}),
     "flatten": (Elementwise, {}),
     "softmax": (Elementwise, {}),

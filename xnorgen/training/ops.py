@@ -295,7 +295,7 @@ class PoolOp(Op):
 
 
 class SimpleOp(Op):
-    """relu, sign (straight-through), flatten, softmax (over each sample's whole tensor), add."""
+    """relu, leaky_relu, sign (straight-through), flatten, softmax (over each sample's whole tensor), add."""
 
     def forward(self, ins, train):
         t = self.layer.type
@@ -305,6 +305,8 @@ class SimpleOp(Op):
             return ins[0] + ins[1]
         if t == "relu":
             return np.maximum(x, 0.0)
+        if t == "leaky_relu":
+            return np.where(x >= 0, x, self.layer.slope * x)
         if t == "sign":
             return sign(x)
         if t == "flatten":
@@ -322,6 +324,8 @@ class SimpleOp(Op):
             return [dout, dout]
         if t == "relu":
             return [dout * (x > 0)]
+        if t == "leaky_relu":
+            return [dout * np.where(x >= 0, 1.0, self.layer.slope)]
         if t == "sign":
             return [dout * ste(x)]
         if t == "flatten":
@@ -333,7 +337,7 @@ class SimpleOp(Op):
 #: The training op of each layer type (forward and backward of Algorithm 1).
 OPS = {"conv2d": ConvOp, "dense": DenseOp, "batchnorm": lambda layer, learn_alpha: BatchNormOp(layer),
        "maxpool": lambda layer, learn_alpha: PoolOp(layer), "avgpool": lambda layer, learn_alpha: PoolOp(layer)}
-SIMPLE = ("add", "relu", "sign", "flatten", "softmax")
+SIMPLE = ("add", "relu", "leaky_relu", "sign", "flatten", "softmax")
 
 
 def make_op(layer: Layer, learn_alpha=False) -> Op:
