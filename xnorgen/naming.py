@@ -94,3 +94,9 @@ def stage_symbol(net_name: str, ident: str) -> str:
 def const_prefix(net_name: str, ident: str) -> str:
     """The constants of one layer are <const_prefix>_<suffix>."""
     return f"{net_name}_w_{ident}"
+
+
+def arena_symbol(buffer_ident: str) -> str:
+    """The name of an arena buffer's byte offset in <net>.c (an enum constant). XG_AT_ is used
+    for nothing else, and the library's own XG_ macros are fixed words, so none can collide."""
+    return f"XG_AT_{buffer_ident}"

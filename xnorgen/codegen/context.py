@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from xnorgen.naming import arena_symbol
 from xnorgen.plan.ir import INPUT, OUTPUT, LayerPlan, Plan
 from xnorgen.plan.tiling import interior_columns
 
 
 def pointer(plan: Plan, key: str, const: bool, ctype: str = "float") -> str:
-    """The C expression for storage `key`: the caller's input/output, or an arena offset."""
+    """The C expression for storage `key`: the caller's input/output, or its named arena offset."""
     if key == INPUT:
         return "input"
     if key == OUTPUT:
         return "output"
-    assert plan.buffers[key].offset is not None, "run plan_arena first"
+    assert plan.buffers[key].ident, "run name_buffers first"
     q = "const " if const else ""
-    return f"({q}{ctype} *)(a + {plan.buffers[key].offset})"
+    return f"({q}{ctype} *)(a + {arena_symbol(plan.buffers[key].ident)})"
 
 
 def io_args(lp: LayerPlan, plan: Plan) -> list[str]:

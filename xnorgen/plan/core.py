@@ -108,6 +108,14 @@ def plan_arena(plan: Plan) -> Plan:
     return plan
 
 
+def name_buffers(plan: Plan) -> Plan:
+    """A unique C identifier per buffer, so the generated C names every arena offset."""
+    idents = unique_c_idents(sorted(plan.buffers))
+    for name, b in plan.buffers.items():
+        b.ident = idents[name]
+    return plan
+
+
 def check_arena_limit(plan: Plan) -> Plan:
     """The generated C addresses the arena with int offsets: refuse a bigger one."""
     if plan.arena_size > limits.MAX_ARENA_BYTES:
@@ -122,7 +130,7 @@ def planning_passes(fuse: bool = True) -> list:
     return [("assign_kinds", assign_kinds), ("plan_binarize", partial(plan_binarize, fuse=fuse)),
             ("plan_epilogues", partial(plan_epilogues, fuse=fuse)), ("assign_storage", assign_storage),
             ("plan_stages", plan_stages), ("plan_kernels", plan_kernels), ("plan_arena", plan_arena),
-            ("check_arena_limit", check_arena_limit)]
+            ("name_buffers", name_buffers), ("check_arena_limit", check_arena_limit)]
 
 
 def plan_network(net: Network, target: Target, predict=None, fuse: bool = True) -> Plan:

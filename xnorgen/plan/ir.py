@@ -31,6 +31,7 @@ class Buffer:
     first: int
     last: int
     offset: int | None = None
+    ident: str = ""              # C identifier (name_buffers): the generated C names its offset
 
 
 @dataclass

@@ -52,7 +52,7 @@ def manifest(plan: Plan) -> dict:
         "output_size": plan.output_size, "passes": plan.passes, "arena_size": plan.arena_size, "arena_alignment": ALIGN,
         "arena_without_reuse": sum_of_buffers(plan),
         "predicted_cycles": sum(lp.predicted["cycles"] for lp in plan.layers) if all(lp.predicted for lp in plan.layers) else None,
-        "buffers": [{"name": b.name, "offset": b.offset, "bytes": b.nbytes, "live": [b.first, b.last]}
+        "buffers": [{"name": b.name, "c_name": b.ident, "offset": b.offset, "bytes": b.nbytes, "live": [b.first, b.last]}
                     for b in sorted(bufs.values(), key=lambda b: (b.offset, b.name))],
         "layers": layers,
         "binarize_stages": [{"name": st.name, "tensor": st.tensor, "reads": st.source, "batchnorm": st.bn,
