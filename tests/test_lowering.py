@@ -55,3 +55,17 @@ def test_const_bytes_equals_the_symbol_sizes_of_the_compiled_weights(tmp_path, t
                                                 capture_output=True, text=True).stdout.splitlines()]
     sizes = [int(r[1], 16) for r in rows if len(r) == 4 and r[3].startswith(f"{name}_w_")]
     assert sizes and sum(sizes) == const_bytes(plan)
+
+
+def test_affine_folds_constants_and_keeps_precedence():
+    """The templates' `affine` filter writes x * m + a as a person would, and never drops the
+    parentheses a product needs (a wrong fold is a wrong index, so the exact tests would fail too)."""
+    from xnorgen.codegen.context import affine
+    assert [affine("ox", 1, 0), affine("ox", 1, -1), affine("ox", 2, 3), affine("x", 0, 5)] == \
+        ["ox", "ox - 1", "ox * 2 + 3", "5"]
+    assert affine("ky * 3 + 1", 2) == "(ky * 3 + 1) * 2"
+    assert affine("(a + b)", 3) == "(a + b) * 3" and affine("(a) + (b)", 2) == "((a) + (b)) * 2"
+    for mul in range(4):
+        for add in range(-2, 3):
+            for x in range(-3, 4):
+                assert eval(affine("(x + 1)", mul, add)) == (x + 1) * mul + add

@@ -43,3 +43,26 @@ def c_float(v: float) -> str:
     assert np.isfinite(np.float32(v)), f"constant {v} is not a finite float32: the front end checks weights"
     s = f"{float(np.float32(v)):.9g}"
     return (s if ("." in s or "e" in s) else s + ".0") + "f"
+
+
+def affine(expr: str, mul: int = 1, add: int = 0) -> str:
+    """`expr * mul + add` as C with the constants folded, so the generated C reads as a person
+    would write it: affine("ox", 1, -1) is "ox - 1", affine("ox", 2) "ox * 2". expr must be
+    an integer expression (x + 0 is not x for a float -0.0) of one term or in parentheses.
+    A Jinja filter in the templates: {{ "ox" | affine(k.SW, -k.PW) }}."""
+    term = "0" if mul == 0 else expr if mul == 1 else f"{_atom(expr)} * {mul}"
+    if add == 0 or term == "0":
+        return term if add == 0 else str(add)
+    return f"{term} + {add}" if add > 0 else f"{term} - {-add}"
+
+
+def _atom(expr: str) -> str:
+    """expr parenthesized unless it is one identifier or number, or already in parentheses."""
+    if expr.replace("_", "a").isalnum():
+        return expr
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and i < len(expr) - 1:
+            return f"({expr})"              # the first parenthesis closes before the end
+    return expr if expr.startswith("(") else f"({expr})"

@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from xnorgen import kinds
-from xnorgen.codegen.context import c_float, pointer
+from xnorgen.codegen.context import affine, c_float, pointer
 from xnorgen.codegen.lowering import const_c_type, mask_bytes
 from xnorgen.naming import arena_symbol, const_prefix, kernel_symbol, stage_symbol
 from xnorgen.plan.ir import LayerPlan, Plan, is_alias
@@ -50,6 +50,7 @@ def checked_context(value, path: str = "context"):
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("xnorgen.templates"))),
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+_ENV.filters["affine"] = affine
 
 
 def _c_array_body(c, word_bits: int) -> str:
