@@ -123,10 +123,11 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     args = io_args(lp, plan)
     post = [{"name": plan.ident(n), "op": net.layer(n).type, "sym": const_prefix(net.name, plan.ident(n))}
             for n in lp.epilogue if net.layer(n).type != "maxpool"]
-    k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias,
+    k.update(F=layer.filters, pad_value=layer.pad_value, has_bias=layer.bias,
              has_alpha=layer.mode != "float" and layer.scale_weight,
              OX0=tl.interior_columns[0], OX1=tl.interior_columns[1], FB=tl.filter_block, NB=tl.filter_blocks,
-             post=post, PB=tl.pixel_block, IG=tl.interior_groups, BG=tl.border_groups, FPX=tl.pixel_lanes,
+             post=post, pixel_block=tl.pixel_block, interior_groups=tl.interior_groups,
+             border_groups=tl.border_groups, pixel_lanes=tl.pixel_lanes,
              pool=None, padin=None, expand=bool(tl.bwn_expand))
     pool = folded_pool(plan, lp)
     if pool is not None:            # the conv's rows go to a ring the pool reads

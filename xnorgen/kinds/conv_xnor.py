@@ -121,11 +121,11 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     layer, tl = lp.layer, lp.tiling
     k = window({}, layer, lp.in_shapes[0], lp.out_shape)
     st = plan.binarize[lp.binarize_in]
-    k.update(F=layer.filters, PV=layer.pad_value, has_bias=layer.bias, has_alpha=layer.scale_weight,
+    k.update(F=layer.filters, pad_value=layer.pad_value, has_bias=layer.bias, has_alpha=layer.scale_weight,
              OX0=tl.interior_columns[0], OX1=tl.interior_columns[1], WPP=lp.packing.words_per_pixel,
              FB=tl.filter_block, NB=tl.filter_blocks, has_k=layer.scale_input, out_stage=None,
-             PX=tl.pixel_lanes, RANGES=[vars(r) for r in tl.column_ranges], residual=None,
-             TP=tl.store_tile, PFL=tl.next_block_prefetch)
+             pixel_lanes=tl.pixel_lanes, column_ranges=[vars(r) for r in tl.column_ranges], residual=None,
+             store_tile=tl.store_tile, prefetch_lines=tl.next_block_prefetch)
     args = [pointer(plan, st.packed, True, "xg_word_t")]
     if layer.scale_input:
         args += [pointer(plan, st.amap, True), pointer(plan, lp.scratch["kmap"], False)]

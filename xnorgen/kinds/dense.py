@@ -82,7 +82,7 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
          "has_k": layer.mode == "xnor" and layer.scale_input}
     args = io_args(lp, plan)
     if layer.mode == "xnor":
-        k["PF"] = lp.tiling.prefetch_bytes
+        k["prefetch_bytes"] = lp.tiling.prefetch_bytes
         args.append(pointer(plan, lp.scratch["packed"], False, "xg_word_t"))
     return k, args
 
