@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xnorgen.reference import alpha
 from xnorgen.target import Target
 
 
@@ -65,3 +66,14 @@ def deinterleave_filters(blocked: np.ndarray, f: int) -> np.ndarray:
     """Inverse of interleave_filters: [NB, ..., FB] -> [F, ...]."""
     x = np.moveaxis(blocked, -1, 1)
     return x.reshape((-1,) + x.shape[2:])[:f]
+
+
+def scales_and_bias(layer, w: np.ndarray) -> list[Const]:
+    """What follows a conv/dense layer's weights: α per filter (binary weights with
+    scale_weight; reference.alpha, the golden model's definition), then the bias."""
+    out = []
+    if layer.mode != "float" and layer.scale_weight:
+        out.append(Const("alpha", "float", alpha(layer, w)))
+    if layer.bias:
+        out.append(Const("bias", "float", layer.params["bias"]))
+    return out

@@ -14,13 +14,12 @@ from math import prod
 import numpy as np
 
 from xnorgen.codegen.context import io_args, pointer, window
-from xnorgen.codegen.lowering import Const, interleave_filters, mask_bytes
+from xnorgen.codegen.lowering import Const, interleave_filters, mask_bytes, scales_and_bias
 from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix
 from xnorgen.plan.ir import LayerPlan, Plan, add_scratch, folded_pool
 from xnorgen.plan.tiling import (bwn_expand, column_groups, float_block_vectors, float_filter_block,
                                  float_pixel_lanes, interior_columns, padded_input, pixel_block, split_columns)
-from xnorgen.reference import alpha
 
 
 @dataclass
@@ -89,11 +88,7 @@ def real_weights(layer, w: np.ndarray, fb: int) -> list[Const]:
         neg = interleave_filters((flat < 0).astype(np.uint64), fb)            # [NB, fan-in, FB]
         masks = (neg << np.arange(fb, dtype=np.uint64)).sum(axis=-1, dtype=np.uint64)
         out = [Const("w", "mask", masks.reshape(-1))]
-    if layer.mode != "float" and layer.scale_weight:
-        out.append(Const("alpha", "float", alpha(layer, w)))
-    if layer.bias:
-        out.append(Const("bias", "float", layer.params["bias"]))
-    return out
+    return out + scales_and_bias(layer, w)
 
 
 def real_weight_bytes(layer, n_out: int, fan_in: int, fb: int, target) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from math import prod
 
 from xnorgen.codegen.context import pointer, window
-from xnorgen.codegen.lowering import Const, interleave_filters
+from xnorgen.codegen.lowering import Const, interleave_filters, scales_and_bias
 from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix
 from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
@@ -20,7 +20,6 @@ from xnorgen.plan.fusion import residual_of
 from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
 from xnorgen.plan.tiling import (LANE_FILTERS, column_runs, filter_block, interior_columns, next_block_prefetch,
                                  pixel_lanes, store_tile)
-from xnorgen.reference import alpha
 
 
 @dataclass
@@ -96,11 +95,7 @@ def consts(lp: LayerPlan, target) -> list[Const]:
     if layer.pad_value != 0:
         pad = pad_word_pattern(w.shape[1], layer.pad_value, target.word_bits)
         out.append(Const("padpop", "int", popcount(packed ^ pad).sum(axis=-1).reshape(-1)))
-    if layer.scale_weight:
-        out.append(Const("alpha", "float", alpha(layer, w)))
-    if layer.bias:
-        out.append(Const("bias", "float", layer.params["bias"]))
-    return out
+    return out + scales_and_bias(layer, w)
 
 
 def weight_bytes(lp: LayerPlan, target) -> dict:

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from math import prod
 
 from xnorgen.codegen.context import io_args, pointer
-from xnorgen.codegen.lowering import Const, interleave_filters
+from xnorgen.codegen.lowering import Const, interleave_filters, scales_and_bias
 from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.kinds.conv_real import real_weight_bytes, real_weights
 from xnorgen.packing import pack_signs, words_for
 from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
 from xnorgen.plan.tiling import filter_block, float_filter_block, stream_prefetch
-from xnorgen.reference import alpha
 
 
 @dataclass
@@ -57,11 +56,7 @@ def consts(lp: LayerPlan, target) -> list[Const]:
         return real_weights(layer, w, lp.tiling.filter_block)
     packed = pack_signs(w, target.word_bits)
     out = [Const("w", "word", interleave_filters(packed, lp.tiling.filter_block).reshape(-1))]
-    if layer.scale_weight:
-        out.append(Const("alpha", "float", alpha(layer, w)))
-    if layer.bias:
-        out.append(Const("bias", "float", layer.params["bias"]))
-    return out
+    return out + scales_and_bias(layer, w)
 
 
 def weight_bytes(lp: LayerPlan, target) -> dict:
