@@ -76,8 +76,11 @@ sys.path.insert(1, sys.argv[4])
 import layer_times
 import xnorgen
 assert Path(xnorgen.__file__).parent.parent == Path(sys.argv[5]), (xnorgen.__file__, sys.argv[5])
-from xnorgen.api import compile_network
-from xnorgen.toolchain.output import write_directory
+try:                                   # the layout since issue 16
+    from xnorgen.api import compile_network
+    from xnorgen.toolchain.output import write_directory
+except ImportError:                    # earlier revisions
+    from xnorgen.compiler import compile_network, write_directory
 from xnorgen.target import resolve
 net = layer_times.load_with_weights(Path(sys.argv[1]))
 t = resolve(sys.argv[3])
