@@ -1,4 +1,4 @@
-"""The build cache (xnorgen/build.py) under damage: a cached module whose bytes changed is rebuilt,
+"""The build cache (xnorgen/toolchain/loader.py) under damage: a cached module whose bytes changed is rebuilt,
 not loaded; a cache path that cannot be one is one error line; a cache others can write warns."""
 import importlib
 import os
