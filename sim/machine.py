@@ -6,8 +6,8 @@ it, a batchnorm folded into a stage has no kernel (and costs nothing), a float/b
 applies its folded batchnorm (+ relu) in its epilogue (their arithmetic counted there), an xnor conv
 reads its stage's packed words and A and, with binarize_out, writes the next stage in
 its epilogue instead of floats (elided tensors are never stored or loaded). Each kernel
-goes to its simulator (kernels_binarize / kernels_conv / kernels_real / kernels_misc), which
-follows the layer's packing and tiling. With an input x (and weights on
+goes to the model of its kind (sim/<kind>.py, named as xnorgen/kinds/<kind>.py; binarize.py
+for stages), which follows the layer's packing and tiling. With an input x (and weights on
 the network) every tensor is computed in float32 / packed words exactly as the
 C computes it; without x only operation counts are made, which is fast for any
 network size. Cycles are the target's model of the counts (sim/ops.cycles): the busiest
@@ -23,10 +23,13 @@ import numpy as np
 from xnorgen.kinds.elementwise import OPS as ELEMENTWISE_OPS
 from xnorgen.plan.core import Plan, is_alias
 
-from . import kernels_binarize as kb
-from . import kernels_conv as kc
-from . import kernels_misc as km
-from . import kernels_real as kr
+from .batchnorm import batchnorm
+from .binarize import binarize_stage
+from .conv_real import real_conv
+from .conv_xnor import xnor_conv
+from .dense import dense
+from .elementwise import elementwise
+from .pool import pool
 from .memory import layer_buffers, streamed_lines
 from .ops import cycles, instructions, lower_popcount
 
@@ -94,7 +97,7 @@ def _xnor_conv(lp, plan: Plan, result, run: bool):
     if lp.binarize_out:
         st = plan.binarize[lp.binarize_out]
         out_st = (st, _bn_consts(plan, st, run))
-    out, counts = kc.xnor_conv(lp, plan.target, consts, result.stages.get(lp.binarize_in), out_st, run)
+    out, counts = xnor_conv(lp, plan.target, consts, result.stages.get(lp.binarize_in), out_st, run)
     if lp.binarize_out:
         result.stages[lp.binarize_out] = out
         out = None
@@ -104,11 +107,11 @@ def _xnor_conv(lp, plan: Plan, result, run: bool):
 #: The simulator's model of each kernel kind (xnorgen.kinds), by the kind's name. Float-input
 #: kinds take (lp, target, consts, input tensors, run) and return (output or None, Counter).
 FLOAT_MODELS = {
-    "conv_real": lambda lp, t, consts, ins, run: kr.real_conv(lp, t, consts, ins and ins[0], run),
-    "dense": lambda lp, t, consts, ins, run: km.dense(lp, t, consts, ins and ins[0], run),
-    "batchnorm": lambda lp, t, consts, ins, run: km.batchnorm(lp, t, consts, ins and ins[0], run),
-    "pool": lambda lp, t, consts, ins, run: km.pool(lp, t, consts, ins and ins[0], run),
-    "elementwise": lambda lp, t, consts, ins, run: km.elementwise(lp, t, consts, ins, run,
+    "conv_real": lambda lp, t, consts, ins, run: real_conv(lp, t, consts, ins and ins[0], run),
+    "dense": lambda lp, t, consts, ins, run: dense(lp, t, consts, ins and ins[0], run),
+    "batchnorm": lambda lp, t, consts, ins, run: batchnorm(lp, t, consts, ins and ins[0], run),
+    "pool": lambda lp, t, consts, ins, run: pool(lp, t, consts, ins and ins[0], run),
+    "elementwise": lambda lp, t, consts, ins, run: elementwise(lp, t, consts, ins, run,
                                                                   ELEMENTWISE_OPS[lp.layer.type]),
 }
 #: Kinds whose model reads packed stages rather than float tensors: (lp, plan, Run, run).
@@ -142,7 +145,7 @@ def run_plan(plan: Plan, x=None) -> Run:
         for sname in lp.stages_before:
             st = plan.binarize[sname]
             src = result.tensors[st.source] if run else None
-            out, counts = kb.binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
+            out, counts = binarize_stage(st, t, src, _bn_consts(plan, st, run), run)
             counts += Counter(stream=streamed_lines([4 * st.channels * st.hw], t))
             result.stages[sname] = out
             record(sname, stage_ident(st, plan), "binarize", None, counts)

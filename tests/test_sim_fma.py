@@ -6,7 +6,7 @@ import ctypes.util
 import numpy as np
 import pytest
 
-from xnorgen.sim.kernels_conv import fma32
+from xnorgen.sim.conv_xnor import fma32
 
 libm_name = ctypes.util.find_library("m")
 

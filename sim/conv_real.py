@@ -4,7 +4,7 @@ Filter blocks of XG_FFB float lanes, columns in groups (border groups through ze
 copies) or, with pixel lanes, outputs in the vector lanes (reading a zero-padded copy of the
 input); each output sums its taps in channel,
 ky, kx order, as fused multiply-adds on FMA targets (fma32), so outputs are bit-identical to the
-C. Returns (output or None, Counter of operations) like kernels_conv.
+C. Returns (output or None, Counter of operations) like conv_xnor.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from math import prod
 
 import numpy as np
 
-from .kernels_conv import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock
+from .conv_xnor import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock
 from .loops import tap_mask, valid_taps
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
 

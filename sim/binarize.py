@@ -1,6 +1,6 @@
 """Simulated binarizing: templates/kernel_binarize.c.j2 (standalone stages, with a folded
 batchnorm), the sign-bit packing and A that xnor conv epilogues share, and xg_pack_vector (the
-xnor dense input). Same contract as kernels_conv: (output or None, Counter), float32 in the C's
+xnor dense input). Same contract as conv_xnor: (output or None, Counter), float32 in the C's
 order, bit-identical to it.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Simulated kernels: templates/kernel_conv2d_xnor.c.j2 and K (xg_box_mean); binarize stages and
-the packing of sign bits are in kernels_binarize, float and bwn convolutions in kernels_real,
+the packing of sign bits are in binarize, float and bwn convolutions in conv_real,
 which shares the helpers here.
 
 Each kernel follows its LayerPlan (packing: words per pixel; tiling: filter blocks of XG_FB
@@ -17,7 +17,7 @@ import numpy as np
 from xnorgen.packing import pad_word_pattern
 from xnorgen.plan.tiling import LANE_FILTERS
 
-from .kernels_binarize import F32, abs_mean, bn_float32, pack_words
+from .binarize import F32, abs_mean, bn_float32, pack_words
 from .loops import tap_mask, valid_taps, window_bounds
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind, word_lanes
 

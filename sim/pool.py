@@ -1,0 +1,81 @@
+"""Simulated kind pool: templates/kernel_pool.c.j2 (max/avg over a window; xg_pool_rows on the
+interior where the target's header has it)."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .conv_xnor import F32, axis_runs
+from .loops import conv_taps, tap_mask, valid_taps
+from .ops import float_vector_lanes, loop, scaled, simd_kind
+
+POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
+
+
+def pool(lp, target, consts, x, run: bool):
+    """kernel_pool.c.j2: in-bounds taps only; max starts at -inf, avg divides by the kernel area."""
+    layer = lp.layer
+    c, h, w = lp.in_shapes[0]
+    _, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    cols, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
+    if simd_kind(target) in ("avx2", "avx512") and interior.sum() >= float_vector_lanes(target):
+        counts = pool_vector_counts(lp, target, cols, interior)
+    else:
+        taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
+        rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
+        counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho + c * ho * wo) + loop(c * ho * wo)
+        counts += scaled(POOL_TAP, c * taps) + scaled({"store": 1, "addr": 1}, c * ho * wo)
+        if tuple(layer.padding) != (0, 0):          # runtime tap bounds: the ky/kx loops stay loops
+            counts += loop(c * taps) + loop(c * rows)
+        if layer.type == "avgpool":
+            counts += scaled({"fdiv": 1}, c * ho * wo)
+    if not run:
+        return None, counts
+    yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
+    xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
+    acc = np.full((c, ho, wo), -np.inf if layer.type == "maxpool" else 0.0, dtype=F32)
+    for ky in range(kh):
+        for kx in range(kw):
+            m = yin[:, ky, None] & xin[None, :, kx]
+            v = x[:, np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
+            new = np.where(v > acc, v, acc) if layer.type == "maxpool" else acc + v
+            acc = np.where(m[None], new, acc)
+    return (acc / F32(kh * kw) if layer.type == "avgpool" else acc), counts
+
+
+def pool_vector_counts(lp, target, cols, interior) -> Counter:
+    """kernel_pool.c.j2 through the AVX-512 or AVX2 xg_pool_rows (rows of at least one vector,
+    16 or 8 outputs; shorter ones take the portable loop): a row's interior columns [OX0, OX1) in
+    vectors (the last one masked), each kept in a register over the window. Per in-bounds
+    (ky, kx) and vector: its inputs (stride 1: a load; 2: two loads and a permute, on AVX2 two
+    shuffles, masked loads in the row's last vector only; else a gather, a load per lane) and
+    one max or add; per vector a store (and a divide for an average); the border columns one
+    output at a time. Elsewhere the portable xg_pool_rows is counted per tap (pool's recipe in
+    `pool`). cols, interior: sim.conv_xnor.axis_runs along x."""
+    layer = lp.layer
+    c, h, _ = lp.in_shapes[0]
+    _, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    sw = layer.stride[1]
+    rows = valid_taps(h, kh, layer.stride[0], layer.padding[0], ho)     # in-bounds (oy, ky) pairs
+    n_int = int(interior.sum())
+    lanes = float_vector_lanes(target)
+    nv = -(-n_int // lanes)
+    border_taps = int(cols[~interior].sum())
+    if sw > 2:
+        per_vec_tap = Counter(load=lanes, fmax=1)
+    elif simd_kind(target) == "avx2":
+        per_vec_tap = Counter(vload=sw, vshuffle=2 * (sw - 1), fmax=1)
+    else:
+        per_vec_tap = Counter(vload=sw, vshuffle=sw - 1, fmax=1)
+    counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho)
+    counts += scaled({"vlogic": 1, "store": 1, "fdiv": int(layer.type == "avgpool")}, c * ho * nv)
+    counts += scaled(per_vec_tap, c * rows * kw * nv) + loop(c * rows * kw * nv)
+    if simd_kind(target) == "avx2" and sw == 2:     # the row's last vector: vmaskmovps, a load and a vector uop
+        counts += scaled({"vlogic": 2}, c * rows * kw)
+    counts += scaled({"add": 3, "compare": 2, "store": 1, "addr": 1, "fdiv": int(layer.type == "avgpool")},
+                     c * ho * (wo - n_int))
+    counts += scaled(POOL_TAP, c * rows * border_taps) + loop(c * rows * border_taps)
+    return counts
