@@ -222,6 +222,6 @@ def test_cortex_m4_code_32bit_swar_path_is_exact_on_the_host(tmp_path, case):
     net = xnor_conv_net(tmp_path, *case, seed=case[0] + 7)
     x = with_zeros((2, *net.input_shape), np.random.default_rng(case[1]))
     lib = xnorgen.build(net, target=host)
-    assert "typedef uint32_t xg_word_t;" in lib.files[f"{net.name}.c"] and "xg_popcount(xg_word_t x)" in lib.files[f"{net.name}.c"]
+    assert "typedef uint32_t xg_word_t;" in lib.files[f"{net.name}.c"] and "xg_popcount(xg_word_t x)" in lib.files["xg_swar.h"]
     want = np.stack([binary_conv_core(net.layer("conv"), s) for s in x])
     assert np.array_equal(lib(x), want)

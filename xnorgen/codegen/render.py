@@ -132,15 +132,28 @@ def render(plan: Plan) -> dict[str, str]:
         if k is not None:
             kernels.append(k)
     name = plan.net.name
+    hooks = {f: _isa_header(f) for f in isa_headers(plan.target)}
     checked_context({"net": net, "kernels": kernels, "consts": consts})
     return {
         f"{name}.h": _ENV.get_template("header.h.j2").render(net=net),
         f"{name}.c": _ENV.get_template("network.c.j2").render(net=net, kernels=kernels),
         f"{name}_weights.h": _ENV.get_template("weights.h.j2").render(net=net, consts=consts),
         f"{name}_weights.c": _ENV.get_template("weights.c.j2").render(net=net, consts=consts),
-        "Makefile": _ENV.get_template("Makefile.j2").render(net=net),
+        **hooks,
+        "Makefile": _ENV.get_template("Makefile.j2").render(net=net, headers=sorted(hooks)),
         "manifest.json": json.dumps(manifest(plan), indent=1, default=_json_default) + "\n",
     }
+
+
+def isa_headers(target) -> list[str]:
+    """The fixed hook headers (templates/isa/) a network for `target` includes: the base, the
+    target's ISA header (its `popcount`), the scalar block every ISA header falls back on, and
+    the portable rest."""
+    return ["xg_base.h", f"xg_{target.popcount}.h", "xg_scalar.h", "xg_common.h"]
+
+
+def _isa_header(fname: str) -> str:
+    return (resources.files("xnorgen.templates") / "isa" / fname).read_text()
 
 
 def _json_default(o):

@@ -1,3 +1,9 @@
+/* xg_avx512.h: the avx512 target's hooks (XG_HAVE_<HOOK> for each it defines).
+ * Needs, defined by the network's .c before it includes this: xg_word_t, xg_acc_t, XG_WORD_BITS, XG_FB and the other XG_ configuration macros; xg_base.h.
+ * Fixed C, copied by xnorgen into every output directory that uses it (templates/isa/). */
+#ifndef XG_AVX512_H
+#define XG_AVX512_H
+
 /* AVX-512 VPOPCNTDQ: eight 64-bit words per vpopcntq.
  * xg_xor_popcount_block (when the kernels block filters, XG_FB a multiple of 8): one input
  * word broadcast against eight interleaved filter words, one 64-bit lane per filter.
@@ -19,7 +25,7 @@ static inline __mmask16 xg_mask16(int n)
 #define xg_xor_popcount_block xg_xor_popcount_block_portable
 #define xg_xor_popcount_lanes xg_xor_popcount_lanes_portable
 #define xg_sign_tile xg_sign_tile_portable
-{% include "xor_popcount_scalar.c.j2" %}
+#include "xg_scalar.h"
 #undef xg_xor_popcount_block
 #undef xg_xor_popcount_lanes
 #undef xg_sign_tile
@@ -344,5 +350,7 @@ static inline void xg_xor_popcount_stream(const xg_word_t *restrict x, const xg_
 #endif
 #else
 #define XG_SIMD "portable"
-{% include "xor_popcount_scalar.c.j2" %}
+#include "xg_scalar.h"
 #endif
+
+#endif /* XG_AVX512_H */

@@ -1,3 +1,10 @@
+/* xg_scalar.h: xg_xor_popcount_block from XG_POPCOUNT, one word at a time
+ * (compilers vectorize the filter loop where they can).
+ * Needs, defined by the network's .c before it includes this: XG_POPCOUNT(x), xg_word_t, xg_acc_t, XG_FB.
+ * Fixed C, copied by xnorgen into every output directory that uses it (templates/isa/). */
+#ifndef XG_SCALAR_H
+#define XG_SCALAR_H
+
 /* The hook every binary kernel's hot loop goes through (a target's popcount template may
  * replace it with an ISA version without touching the kernels):
  * acc[b] += sum over j < n of popcount(x[j] ^ w[j * XG_FB + b]). w holds XG_FB filters
@@ -55,3 +62,5 @@ static inline void xg_sign_tile(const float *restrict in, int hw, int c0, int c1
                 a[l] += fabsf(x);
         }
 }
+
+#endif /* XG_SCALAR_H */

@@ -1,3 +1,9 @@
+/* xg_avx2.h: the avx2 target's hooks (XG_HAVE_<HOOK> for each it defines).
+ * Needs, defined by the network's .c before it includes this: xg_word_t, xg_acc_t, XG_WORD_BITS, XG_FB and the other XG_ configuration macros; xg_base.h.
+ * Fixed C, copied by xnorgen into every output directory that uses it (templates/isa/). */
+#ifndef XG_AVX2_H
+#define XG_AVX2_H
+
 /* AVX2: four 64-bit words per step, counted with the pshufb nibble table (each byte's low
  * and high nibble looked up in a 16-entry table of bit counts; vpsadbw sums the bytes of
  * each 64-bit lane). Runs here are short (a kernel row: kw * words per pixel), too short for
@@ -90,7 +96,7 @@ static inline void xg_sign_window_px(const float *restrict x, int xs, int cs, in
 #endif
 #define xg_xor_popcount_block xg_xor_popcount_block_portable
 #define xg_sign_tile xg_sign_tile_portable
-{% include "xor_popcount_scalar.c.j2" %}
+#include "xg_scalar.h"
 #undef xg_xor_popcount_block
 #undef xg_sign_tile
 /* Lanes [0, n) of 8 (n <= 0: none, n >= 8: all). */
@@ -308,5 +314,7 @@ static inline void xg_tile_accumulate(const float tile[16][16], int np, int nf, 
 #endif
 #else
 #define XG_SIMD "portable"
-{% include "xor_popcount_scalar.c.j2" %}
+#include "xg_scalar.h"
 #endif
+
+#endif /* XG_AVX2_H */

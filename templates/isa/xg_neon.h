@@ -1,3 +1,9 @@
+/* xg_neon.h: the neon target's hooks (XG_HAVE_<HOOK> for each it defines).
+ * Needs, defined by the network's .c before it includes this: xg_word_t, xg_acc_t, XG_WORD_BITS, XG_FB and the other XG_ configuration macros; xg_base.h.
+ * Fixed C, copied by xnorgen into every output directory that uses it (templates/isa/). */
+#ifndef XG_NEON_H
+#define XG_NEON_H
+
 /* AArch64 NEON: two 64-bit words per 128-bit step: eor, cnt (bit count of each byte) and
  * uadalp (pairwise add-accumulate into 16-bit lanes), flushed before a 16-bit lane can
  * overflow (each step adds at most 16 to a lane: 2048 steps).
@@ -11,7 +17,7 @@
 /* float taps: one fmla per 4 filters (the float conv/dense hot loop, XG_FFB = 4) */
 #define XG_VFMA(s, x, w) ((xg_fvec)vfmaq_n_f32((float32x4_t)(s), (float32x4_t)(w), (x)))
 #define xg_xor_popcount_block xg_xor_popcount_block_portable
-{% include "xor_popcount_scalar.c.j2" %}
+#include "xg_scalar.h"
 #undef xg_xor_popcount_block
 #if defined(XG_FB) && XG_FB % 2 == 0
 static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
@@ -38,5 +44,7 @@ static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_w
 #endif
 #else
 #define XG_SIMD "portable"
-{% include "xor_popcount_scalar.c.j2" %}
+#include "xg_scalar.h"
 #endif
+
+#endif /* XG_NEON_H */
