@@ -11,7 +11,9 @@ import numpy as np
 
 from xnorgen.plan.tiling import BINARIZE_TILE, SUM_LANES
 
-from .ops import loop, scaled, simd_kind
+from xnorgen.plan.hooks import hook_source
+
+from .ops import loop, scaled
 
 F32 = np.float32
 
@@ -27,13 +29,14 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
     bt = BINARIZE_TILE
     tiles, tail = hw // bt, hw % bt
     counts = loop(tiles * wpp) + loop(tiles * c) + scaled({"store": bt}, tiles * wpp)
-    if simd_kind(target) == "avx512":
+    tile = hook_source(target, "sign_tile")     # xg_sign_tile: the ISA header's, or portable
+    if tile == "avx512":
         # the channel's bit (a shift, a broadcast from a register), a compare to a mask and the
         # mask's upper half (kshiftrw): three port-5 operations; two masked ORs
         per = Counter(vload=1, shift=1, vshuffle=3, vlogic=2) + Counter(vfadd=int(has_a), vlogic=int(has_a), chain=int(has_a))
         per += Counter(vfmul=1, vfadd=2, load=3) if has_bn else Counter()
         counts += scaled(per, tiles * c)
-    elif simd_kind(target) == "avx2" and bt == 16 and target.word_bits == 64:
+    elif tile == "avx2":
         # two vectors of 8 pixels: per channel two loads, two compares (float ports), the channel's
         # bit broadcast (shift, vmovd + vpbroadcastd), an AND and an OR each; per tile the 32-bit
         # halves interleaved into words (8 shuffles) and stored (4)
@@ -99,7 +102,7 @@ def pack_vector(x, n: int, nw: int, word_bits: int, has_beta: bool, run: bool, t
     them pairwise, then divides by n, in float32. AVX-512: per 16 inputs a masked load, a
     compare to a mask, |x| and an add, a shift and or per mask; elsewhere per input a load,
     compare, shift, or into the word (and |x| and an add for beta)."""
-    if simd_kind(target) == "avx512":
+    if hook_source(target, "pack_vector") == "avx512":
         steps = -(-n // SUM_LANES)
         counts = scaled({"vload": 1, "compare": 1, "shift": 1, "logic": 1, "vlogic": int(has_beta),
                          "vfadd": int(has_beta)}, steps) + loop(steps) + loop(nw) + scaled({"store": 1}, nw)

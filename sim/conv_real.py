@@ -15,7 +15,9 @@ import numpy as np
 
 from .conv_xnor import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock
 from .loops import tap_mask, valid_taps
-from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
+from xnorgen.plan.hooks import hook_source
+
+from .ops import float_lanes, float_vector_lanes, loop, scaled
 
 
 def _flip(target, ffb: int, fv: int) -> dict:
@@ -25,8 +27,8 @@ def _flip(target, ffb: int, fv: int) -> dict:
     SIMD: per lane."""
     if _sse2_only(target):
         return {"shift": 4, "logic": 4, "vlogic": 8}
-    if simd_kind(target) == "avx2" and fv == 2:
-        return {"vlogic": 1 + 2 * fv}    # popcount_avx2's own window: one broadcast, vpsllvd and and per half
+    if hook_source(target, "macc_window") == "avx2":
+        return {"vlogic": 1 + 2 * fv}    # xg_avx2.h's own window: one broadcast, vpsllvd and and per half
     if float_lanes(target) > 1:
         return {"vlogic": 4 * fv}
     return {"shift": 2 * ffb, "logic": ffb}

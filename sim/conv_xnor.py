@@ -15,6 +15,7 @@ from collections import Counter
 import numpy as np
 
 from xnorgen.packing import pad_word_pattern
+from xnorgen.plan.hooks import PORTABLE, hook_source
 from xnorgen.plan.tiling import LANE_FILTERS
 
 from .binarize import F32, abs_mean, bn_float32, pack_words
@@ -64,9 +65,9 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
     popcount, add. SIMD targets: one vector instruction per class handles word_lanes filters
     (AVX-512: vpbroadcastq, vpxorq with the weight load, vpopcntq, vpaddq; AVX2's pshufb
     popcount is 6 instructions; NEON: dup, ld1, eor, cnt, uadalp)."""
-    kind, lanes = simd_kind(target), word_lanes(target)
+    kind, lanes = hook_source(target, "xor_popcount_block"), word_lanes(target)
     words = words_const + words_var
-    if kind == "scalar":
+    if kind == PORTABLE:
         per_word = Counter(load=1, logic=2) + scaled({"load_op": 1, "xor": 1, "popcount": 1, "add": 1}, fb)
         per_call = scaled({"load": 1, "add": 1, "store": 1}, fb)          # acc[b] += s[b]
         over = loop(words_var)
@@ -80,7 +81,7 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
             per_word["vbcast"] = -(-groups // 4)
         per_call = scaled({"vload": 1, "vadd": 2, "store": 1, "vlogic": 2}, groups)
         over = loop(-(-words // 2))                                         # unrolled by two
-    if kind == "scalar" and run_const * fb > 16:
+    if kind == PORTABLE and run_const * fb > 16:
         # a fully unrolled constant run of run_const words x fb lanes outgrows the 16 GPRs:
         # gcc spills each xor result and reloads it for popcnt (seen in objdump)
         per_word_spill = scaled({"store": 1, "load": 1}, fb)
@@ -97,7 +98,7 @@ def stream_counts(target, fb: int, calls: int, words: int) -> Counter:
     prefetch distance, tiling.prefetch_bytes), `words` words in all: per word one vpbroadcastq,
     then per vector of filters a prefetcht0 (counted as a load), vpxorq with the weight load,
     vpopcntq, vpaddq; a loop gcc does not unroll. Elsewhere the hook is xg_xor_popcount_block."""
-    if simd_kind(target) != "avx512":
+    if hook_source(target, "xor_popcount_stream") != "avx512":
         return block_counts(target, fb, calls, words, 0, run_const=words // max(1, calls))
     groups = max(1, fb // word_lanes(target))
     per_word = Counter(vbcast=1) + scaled({"load": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}, groups)

@@ -144,5 +144,7 @@ def float_vector_lanes(target) -> int:
 
 
 def simd_kind(target) -> str:
-    """Which xg_xor_popcount_block the C uses: scalar (builtin/swar), avx2, avx512, neon."""
+    """The target's vector ISA family: scalar (builtin/swar), avx2, avx512, neon. Only for what
+    the compiler does with the portable C (how gcc vectorizes an epilogue); which hook runs is
+    xnorgen.plan.hooks.hook_source's answer, from the target data."""
     return {"avx2": "avx2", "avx512": "avx512", "neon": "neon"}.get(target.popcount, "scalar")

@@ -8,7 +8,9 @@ import numpy as np
 
 from .conv_xnor import F32, axis_runs
 from .loops import conv_taps, tap_mask, valid_taps
-from .ops import float_vector_lanes, loop, scaled, simd_kind
+from xnorgen.plan.hooks import hook_source
+
+from .ops import float_vector_lanes, loop, scaled
 
 POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
 
@@ -20,7 +22,7 @@ def pool(lp, target, consts, x, run: bool):
     _, ho, wo = lp.out_shape
     kh, kw = layer.kernel
     cols, interior = axis_runs(w, kw, layer.stride[1], layer.padding[1], wo)
-    if simd_kind(target) in ("avx2", "avx512") and interior.sum() >= float_vector_lanes(target):
+    if hook_source(target, "pool_rows") in ("avx2", "avx512") and interior.sum() >= float_vector_lanes(target):
         counts = pool_vector_counts(lp, target, cols, interior)
     else:
         taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
@@ -66,14 +68,14 @@ def pool_vector_counts(lp, target, cols, interior) -> Counter:
     border_taps = int(cols[~interior].sum())
     if sw > 2:
         per_vec_tap = Counter(load=lanes, fmax=1)
-    elif simd_kind(target) == "avx2":
+    elif hook_source(target, "pool_rows") == "avx2":
         per_vec_tap = Counter(vload=sw, vshuffle=2 * (sw - 1), fmax=1)
     else:
         per_vec_tap = Counter(vload=sw, vshuffle=sw - 1, fmax=1)
     counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho)
     counts += scaled({"vlogic": 1, "store": 1, "fdiv": int(layer.type == "avgpool")}, c * ho * nv)
     counts += scaled(per_vec_tap, c * rows * kw * nv) + loop(c * rows * kw * nv)
-    if simd_kind(target) == "avx2" and sw == 2:     # the row's last vector: vmaskmovps, a load and a vector uop
+    if hook_source(target, "pool_rows") == "avx2" and sw == 2:     # the row's last vector: vmaskmovps, a load and a vector uop
         counts += scaled({"vlogic": 2}, c * rows * kw)
     counts += scaled({"add": 3, "compare": 2, "store": 1, "addr": 1, "fdiv": int(layer.type == "avgpool")},
                      c * ho * (wo - n_int))

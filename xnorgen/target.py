@@ -79,6 +79,12 @@ class Target:
     # What `xnorgen tune` measured to choose this target's knobs ({network, knobs, trials, ...});
     # empty for a target as shipped. Carried into manifest.json.
     tuned: dict = field(default_factory=dict, hash=False)
+    # The hooks the target's ISA header (templates/isa/xg_<popcount>.h) defines itself, each with
+    # the configuration it needs ({hook: {config value: required value}}; xnorgen.plan.hooks lists
+    # the configuration values). Every other hook is xg_common.h's portable one. The simulator
+    # prices a hook by who provides it; tests/test_isa_headers.py holds this list equal to what
+    # the header's preprocessor defines (XG_HAVE_<HOOK>) for each configuration.
+    hooks: dict = field(default_factory=dict, hash=False)
 
     @property
     def word_bytes(self) -> int:
@@ -112,6 +118,7 @@ def all_targets() -> dict[str, Target]:
             _check_ports(d.get("ports") or {})
             _check_float_block(d.get("float_block", 0))
             _check_tools(d)
+            _check_hooks(d.get("hooks") or {})
             out[d["name"]] = Target(**d)
         except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
             raise XnorgenError(str(f), f"invalid target description: {e}") from None
@@ -145,6 +152,22 @@ def _check_ports(ports: dict) -> None:
         if not isinstance(r, dict) or not isinstance(r.get("units"), (int, float)) or r["units"] <= 0 \
                 or not isinstance(r.get("ops"), dict):
             raise TypeError(f"ports: resource {name!r} needs units > 0 and ops {{class: cycles}}")
+
+
+#: The configuration a hook's requirements may name (xnorgen.plan.hooks.isa_config's keys).
+HOOK_CONFIG = ("word_bits", "filter_block", "filter_block_multiple_of", "float_block", "pixel_lanes",
+               "lane_filters", "store_tile", "binarize_tile", "sum_lanes")
+
+
+def _check_hooks(hooks) -> None:
+    """hooks: {identifier: {a HOOK_CONFIG key: integer}}."""
+    if not isinstance(hooks, dict):
+        raise TypeError(f"hooks must be a mapping of hook name to requirements, not {hooks!r}")
+    for name, req in hooks.items():
+        if not (isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", name)):
+            raise TypeError(f"hook name {name!r} is not a lower-case identifier")
+        if not isinstance(req, dict) or any(k not in HOOK_CONFIG or not isinstance(v, int) for k, v in req.items()):
+            raise TypeError(f"hook {name}: requirements must map {', '.join(HOOK_CONFIG)} to integers")
 
 
 def _check_float_block(ffb) -> None:

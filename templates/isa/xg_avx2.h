@@ -105,6 +105,7 @@ static inline __m256i xg_mask8(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 #if XG_BT == 16 && XG_WORD_BITS == 64
+#define XG_HAVE_SIGN_TILE 1
 /* Binarize 16 pixels (two vectors of 8): per channel a compare gives all-ones lanes where
  * !(x >= 0), ANDed with the channel's bit and ORed into 32-bit lanes; channels 0-31 of the word
  * go to one pair of accumulators, 32-63 to another, interleaved into the 64-bit words once per
@@ -212,6 +213,7 @@ static inline __m256i xg_avx2_bytecount(__m256i x)
     return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
 }
 #if defined(XG_FB) && XG_FB % 4 == 0
+#define XG_HAVE_XOR_POPCOUNT_BLOCK 1
 /* Up to four 4-filter groups of a block in one pass over the words (blocks of more filters take
  * several passes): each input word is broadcast once and meets every group of the pass, and the
  * groups' byte counts are independent chains. Against one pass per group (filter_block 4):

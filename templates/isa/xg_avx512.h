@@ -111,6 +111,7 @@ static inline void xg_pool_rows(const float *restrict x, int xrow, int xs, int k
     }
 }
 #if XG_BT == 16
+#define XG_HAVE_SIGN_TILE 1
 /* Binarize 16 pixels: one compare to a mask per channel, ORed into two vectors of words under
  * that mask; the batchnorm and |x| in the scalar code's operations and order (no contraction). */
 static inline void xg_sign_tile(const float *restrict in, int hw, int c0, int c1, const float *mean,
@@ -180,6 +181,7 @@ static inline void xg_pack_vector(const float *in, int n, xg_word_t *packed, flo
 }
 #endif
 #if defined(XG_PX) && XG_PX == 16 && XG_PF == 4
+#define XG_HAVE_XOR_POPCOUNT_LANES 1
 /* Pixel lanes: 16 outputs (two vectors, one word of each output per lane), or 8 (one vector),
  * x 4 filters (their words broadcast), accumulators kept in registers. */
 #define XG_LANES_STEP(pf, a0, a1) do { \
@@ -298,6 +300,7 @@ static inline void xg_tile_accumulate(const float tile[16][16], int np, int nf, 
 }
 #endif
 #if defined(XG_FB) && XG_FB % 8 == 0
+#define XG_HAVE_XOR_POPCOUNT_BLOCK 1
 static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
                                          xg_acc_t *restrict acc)
 {
@@ -326,7 +329,7 @@ static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_w
  * of weights) 0.060 -> 0.045 ms warm, 0.13 -> 0.10 ms with 64 MiB written between calls, C
  * harness. The per-pixel conv path keeps xg_xor_popcount_block: there one pass measured 3-7 %
  * slower on L3 (runs of 24 words in L1, fully unrolled). */
-#define XG_HAVE_STREAM 1
+#define XG_HAVE_XOR_POPCOUNT_STREAM 1
 static inline void xg_xor_popcount_stream(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
                                           xg_acc_t *restrict acc, int ahead)
 {

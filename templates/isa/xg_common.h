@@ -242,7 +242,7 @@ static inline void xg_macc_lanes(const float *restrict x, int xs, int half, int 
 }
 #endif
 
-#if !defined(XG_HAVE_STREAM)
+#if !defined(XG_HAVE_XOR_POPCOUNT_STREAM)
 /* Xnor dense weight stream (the ISA template may provide its own, which prefetches `ahead` bytes
  * in front of the weights): the same sums as xg_xor_popcount_block. */
 static inline void xg_xor_popcount_stream(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,

@@ -20,6 +20,7 @@
 #include "xg_scalar.h"
 #undef xg_xor_popcount_block
 #if defined(XG_FB) && XG_FB % 2 == 0
+#define XG_HAVE_XOR_POPCOUNT_BLOCK 1
 static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
                                          xg_acc_t *restrict acc)
 {

@@ -20,7 +20,8 @@ from xnorgen.codegen.lowering import const_c_type, mask_bytes
 from xnorgen.naming import arena_symbol, const_prefix, kernel_symbol, stage_symbol
 from xnorgen.plan.ir import LayerPlan, Plan, is_alias
 from xnorgen.plan.manifest import manifest
-from xnorgen.plan.tiling import BINARIZE_TILE, LANE_FILTERS, SUM_LANES, filter_block, float_filter_block
+from xnorgen.plan.hooks import isa_config
+from xnorgen.plan.tiling import BINARIZE_TILE
 
 #: What a string handed to a template may contain: identifiers, numbers, C operators, spaces and
 #: line breaks. No quote, backslash, `#`, `$` or non-ASCII character, and (checked separately) no
@@ -107,11 +108,8 @@ def _net_context(plan: Plan) -> dict:
             "output_size": plan.output_size, "arena_size": plan.arena_size,
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
-            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "filter_block": filter_block(t),
-            "float_block": float_filter_block(t), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
-            "pixel_lanes": t.pixel_lanes, "lane_filters": LANE_FILTERS, "store_tile": t.store_tile,
-            "stream_prefetch": t.stream_prefetch,
-            "binarize_tile": BINARIZE_TILE, "sum_lanes": SUM_LANES}
+            "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
+            "stream_prefetch": t.stream_prefetch, **isa_config(t)}
 
 
 def render(plan: Plan) -> dict[str, str]:

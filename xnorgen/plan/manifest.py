@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xnorgen.kinds import weight_bytes
 from xnorgen.plan.core import sum_of_buffers
+from xnorgen.plan.hooks import isa_hooks
 from xnorgen.plan.ir import ALIGN, ELIDED, INPUT, OUTPUT, Plan, record_json
 
 #: The target's kernel-shape knobs (docs/targets.md), recorded in the manifest as the plan used
@@ -46,6 +47,7 @@ def manifest(plan: Plan) -> dict:
     return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "name": plan.net.name, "target": plan.target.name, "word_bits": plan.target.word_bits,
+        "isa_hooks": {"header": f"xg_{plan.target.popcount}.h", "provides": isa_hooks(plan.target)},
         "target_knobs": {k: getattr(plan.target, k) for k in TARGET_KNOBS}, "tuned": plan.target.tuned or None,
         "input_shape": list(plan.net.input_shape), "output": plan.net.output,
         "output_shape": list(plan.net.output_shape), "input_size": plan.input_size,
