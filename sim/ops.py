@@ -49,7 +49,7 @@ DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0, "chain": 0.0, "stream": 0
 #: Classes that mark something about an instruction counted elsewhere, not instructions.
 MARKERS = ("load_op", "chain", "stream")
 
-#: SWAR popcount of one word (templates/popcount_swar.c.j2): 3 shift-and-mask steps, a multiply.
+#: SWAR popcount of one word (templates/isa/xg_swar.h): 3 shift-and-mask steps, a multiply.
 SWAR_POPCOUNT = {64: Counter(shift=4, logic=4, add=3, mul=1), 32: Counter(shift=4, logic=4, add=3, mul=1)}
 
 

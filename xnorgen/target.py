@@ -53,7 +53,7 @@ class Target:
     # are read as they are (no RAM for weights: microcontrollers).
     bwn_expand: bool = False
     # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
-    # rounding), through the ISA template's XG_VFMA where it defines one.
+    # rounding), through the ISA header's XG_VFMA where it defines one.
     fma: bool = False
     # Interior outputs of a stride-1 xnor conv with one word per pixel computed as vector lanes
     # (XG_PX neighbouring pixels per vector group, outputs stored contiguously); 0: off.

@@ -20,7 +20,7 @@
 /* float taps: one vfmadd231ps per 8 filters (the float conv/dense hot loop, XG_FFB = 8) */
 #define XG_VFMA(s, x, w) ((xg_fvec)_mm256_fmadd_ps(_mm256_set1_ps(x), (__m256)(w), (__m256)(s)))
 #elif XG_FFB == 16 && (!XG_FMA || defined(__FMA__)) && (defined(__GNUC__) || defined(__clang__))
-/* The float conv window (network.c.j2's xg_macc_window_px) for 16 filters in two vectors: each
+/* The float conv window (xg_common.h's xg_macc_window_px) for 16 filters in two vectors: each
  * broadcast input feeds two FMAs, so pb = 4 outputs need 6 loads per 8 FMAs (8 outputs of one
  * vector: 9 loads, more than the two load ports keep up with). Per output, the same operations
  * per tap in the same order: fmaf where XG_FMA, else a multiply then an add. */
@@ -64,7 +64,7 @@ static inline void xg_macc_window_px(const float *restrict x, int xs, int cs, in
         }
     xg_pairs_store(acc, pb, lo, hi);
 }
-/* The bwn window (network.c.j2's xg_sign_window_px) for the same blocks: per tap, +1.0 or -1.0
+/* The bwn window (xg_common.h's xg_sign_window_px) for the same blocks: per tap, +1.0 or -1.0
  * per filter (-1.0 where bit b of the tap's mask is set), then one multiply-add per output, which
  * rounds to exactly the sum + or - x in the same order. */
 static inline void xg_sign_window_px(const float *restrict x, int xs, int cs, int xrow, int nc, int rows, int kh,

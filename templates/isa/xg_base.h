@@ -13,7 +13,7 @@ static inline float xg_pairwise_sum(float s[XG_SL])
             s[l] += s[l + h];
     return s[0];
 }
-/* A pooling row's interior outputs (an ISA template's xg_pool_rows may use it for some rows):
+/* A pooling row's interior outputs (an ISA header's xg_pool_rows may use it for some rows):
  * out[i] for i < n combines, from init, x[r * xrow + i * xs + t] for r < rows, t < kw in that order, by
  * a = x > a ? x : a (max != 0) or a = a + x, then divides by div unless div is 1 (x / 1 == x). */
 static inline void xg_pool_rows_portable(const float *restrict x, int xrow, int xs, int kw, int rows, int n,

@@ -12,7 +12,7 @@
 #endif
 
 #if !defined(XG_HAVE_SIGN_BITS) && XG_FB <= 32
-/* A fused binarize epilogue's sign bits of one pixel (the ISA template may provide its own): bit b
+/* A fused binarize epilogue's sign bits of one pixel (the ISA header may provide its own): bit b
  * set where !(y[b] >= 0) (y < 0 or NaN), for the nf filters of the block; the bits above, 0. */
 static inline uint32_t xg_sign_bits(const float y[XG_FB], int nf)
 {
@@ -28,7 +28,7 @@ static inline uint32_t xg_sign_bits(const float y[XG_FB], int nf)
 #endif
 
 #if !defined(XG_HAVE_PACK_VECTOR)
-/* Xnor dense input (the ISA template may provide its own): input i's sign goes to bit
+/* Xnor dense input (the ISA header may provide its own): input i's sign goes to bit
  * i % XG_WORD_BITS of word i / XG_WORD_BITS (1 means -1, x < 0; tail bits stay 0). With beta:
  * beta = mean |x|, summed in XG_SL partial sums (input i into sum i % XG_SL, in input order),
  * added pairwise (xg_pairwise_sum), then divided by n. */
@@ -57,7 +57,7 @@ typedef uint32_t xg_uvec __attribute__((vector_size(4 * XG_FFB)));
 /* s + x * w on a vector of filters: the ISA's fused multiply-add where the target has FMA and its
  * template defines XG_VFMA, fmaf per lane where it has FMA but no such macro, else multiply then add. */
 #if defined(XG_HAVE_MACC_WINDOW)
-/* the ISA template's own windows do the multiply-adds (and xg_macc_block is one of them) */
+/* the ISA header's own windows do the multiply-adds (and xg_macc_block is one of them) */
 #elif XG_FMA && defined(XG_VFMA)
 #define XG_VMACC(s, x, w) XG_VFMA(s, x, w)
 #elif XG_FMA
@@ -218,7 +218,7 @@ static inline void xg_sign_block(const float *restrict x, const xg_mask_t *restr
 #endif
 
 #if defined(XG_FPX) && !defined(XG_HAVE_MACC_LANES)
-/* Float conv pixel lanes (the ISA template may provide its own): XG_FPX outputs l whose inputs
+/* Float conv pixel lanes (the ISA header may provide its own): XG_FPX outputs l whose inputs
  * are xs apart, times the XG_FFB filters b of a block, over the whole window:
  * acc[b][l] = XG_MACC(x[c * cs + r * xrow + t + l * xs], w[((c * kh + r) * run + t) * XG_FFB + b], acc[b][l])
  * for c < nc, r < rows, t < run in that order (the per-output order of every float conv path).
@@ -243,7 +243,7 @@ static inline void xg_macc_lanes(const float *restrict x, int xs, int half, int 
 #endif
 
 #if !defined(XG_HAVE_XOR_POPCOUNT_STREAM)
-/* Xnor dense weight stream (the ISA template may provide its own, which prefetches `ahead` bytes
+/* Xnor dense weight stream (the ISA header may provide its own, which prefetches `ahead` bytes
  * in front of the weights): the same sums as xg_xor_popcount_block. */
 static inline void xg_xor_popcount_stream(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
                                           xg_acc_t *restrict acc, int ahead)
@@ -254,7 +254,7 @@ static inline void xg_xor_popcount_stream(const xg_word_t *restrict x, const xg_
 #endif
 
 #if defined(XG_TP) && !defined(XG_HAVE_TILE_STORE)
-/* Xnor conv tile store (the ISA template may provide its own): tile[i][b] is output i of np
+/* Xnor conv tile store (the ISA header may provide its own): tile[i][b] is output i of np
  * consecutive ones (raster order) of filter b of nf; filter b's outputs go to out[b * plane + i],
  * plus res[b * plane + i] where res is given (a folded residual add: v + res, as stored directly). */
 static inline void xg_tile_store(const float tile[XG_TP][XG_FB], int np, int nf, float *restrict out, size_t plane,

@@ -5,7 +5,7 @@
 #ifndef XG_SCALAR_H
 #define XG_SCALAR_H
 
-/* The hook every binary kernel's hot loop goes through (a target's popcount template may
+/* The hook every binary kernel's hot loop goes through (a target's ISA header may
  * replace it with an ISA version without touching the kernels):
  * acc[b] += sum over j < n of popcount(x[j] ^ w[j * XG_FB + b]). w holds XG_FB filters
  * interleaved word by word, so each input word meets XG_FB filter words at once; written so
