@@ -22,51 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from xnorgen.toolchain.harness import parse_timing, render_timing
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-
-HARNESS = r"""
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-{decls}
-typedef int (*infer_t)(const float *, float *, void *);
-static double now(void) {{ struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }}
-static int cmp(const void *a, const void *b) {{ double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }}
-static void *alloc64(size_t n) {{ void *p = NULL; return posix_memalign(&p, 64, (n + 63) / 64 * 64 + 64) ? NULL : p; }}
-int main(void)
-{{
-    enum {{ REPS = {reps}, V = {nv} }};
-    infer_t fns[V] = {{ {fns} }};
-    const size_t junk_n = (size_t){cold_mib} << 20;
-    unsigned char *junk = junk_n ? malloc(junk_n) : NULL;
-    volatile unsigned sink = 0;
-    float *in = alloc64({input_size} * 4), *out = alloc64({output_size} * 4);
-    unsigned char *arena = alloc64({arena_size});
-    static double t[V][REPS], r[V][REPS];
-    if (junk) memset(junk, 1, junk_n);
-    srand(1);
-    for (int i = 0; i < {input_size}; ++i) in[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-    for (int k = -2; k < REPS; ++k)
-        for (int v = 0; v < V; ++v) {{
-            if (junk) for (size_t i = 0; i < junk_n; i += 64) {touch};
-            double t0 = now();
-            if (fns[v](in, out, arena) != 0) return 1;
-            double t1 = now();
-            if (k >= 0) t[v][k] = t1 - t0;
-        }}
-    for (int v = 0; v < V; ++v)
-        for (int k = 0; k < REPS; ++k) r[v][k] = t[v][k] / t[0][k];
-    for (int v = 0; v < V; ++v) {{
-        qsort(t[v], REPS, sizeof(double), cmp);
-        qsort(r[v], REPS, sizeof(double), cmp);
-        printf("%d\t%.4f\t%.4f\t%.3f\n", v, t[v][REPS / 2] * 1e3, t[v][REPS / 4] * 1e3, r[v][REPS / 2]);
-    }}
-    return (int)(out[0] + sink) & 0;
-}}
-"""
 
 # Run with one version on sys.path: writes its generated files and prints name, sizes, cc, cflags.
 GENERATE = r"""
@@ -154,11 +113,10 @@ def main(argv=None) -> int:
             built = [build_version(i, root, args.net.resolve(), args.target, work) for i, root in enumerate(roots)]
             facts = built[0][1]
             name = facts["name"]
-            src = HARNESS.format(
-                decls="\n".join(f"int {name}_infer_{i}(const float *, float *, void *);" for i in range(len(built))),
-                fns=", ".join(f"{name}_infer_{i}" for i in range(len(built))), nv=len(built), reps=args.reps,
-                cold_mib=args.cold_mib, touch="sink += junk[i]" if args.cold_read else "junk[i]++", input_size=facts["input_size"], output_size=facts["output_size"],
-                arena_size=max(f["arena_size"] for _, f in built))
+            fns = [f"{name}_infer_{i}" for i in range(len(built))]
+            src = render_timing([(fn, f"if ({fn}(input, output, a) != 0) return 1") for fn in fns],
+                                facts["input_size"], facts["output_size"], max(f["arena_size"] for _, f in built),
+                                args.reps, warmup=2, cold_mib=args.cold_mib, cold_read=args.cold_read, externs=fns)
             (work / "ab.c").write_text(src)
             exe = work / "ab"
             harness_flags = [f for f in facts["cflags"] if not f.startswith("-std=")]
@@ -173,9 +131,8 @@ def main(argv=None) -> int:
     cold = f", {args.cold_mib} MiB {verb} before every call" if args.cold_mib else ", warm"
     print(f"{name} on {args.target}: {args.reps} rounds{cold}\n")
     print("| version | median ms | p25 ms | median ratio to the first |\n| --- | --- | --- | --- |")
-    for line, rev in zip(lines, args.revs):
-        _, med, p25, ratio = line.split("\t")
-        print(f"| {rev} | {med} | {p25} | {ratio} |")
+    for row, rev in zip(parse_timing("\n".join(lines)), args.revs):
+        print(f"| {rev} | {row.median_ms:.4f} | {row.p25_ms:.4f} | {row.ratio_to_first:.3f} |")
     return 0
 
 

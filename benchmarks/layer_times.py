@@ -13,6 +13,7 @@ A description without weights gets seeded random ones (shapes are what matter fo
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -23,45 +24,6 @@ import numpy as np
 
 import xnorgen
 from xnorgen.target import resolve
-
-HARNESS = r"""
-#define _POSIX_C_SOURCE 200809L
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include "{name}.c"
-static double xg_now(void) {{ struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }}
-static void *xg_alloc(size_t n) {{ void *p = NULL; return posix_memalign(&p, 64, (n + 63) / 64 * 64 + 64) ? NULL : p; }}
-static int xg_cmp(const void *a, const void *b) {{ double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }}
-int main(void)
-{{
-    enum {{ REPS = {reps}, N = {n} }};
-    static double t[N][REPS];
-    const size_t junk_n = (size_t){cold_mib} << 20;
-    unsigned char *junk = junk_n ? malloc(junk_n) : NULL;
-    float *input = xg_alloc({prefix}_INPUT_SIZE * 4);
-    float *output = xg_alloc({prefix}_OUTPUT_SIZE * 4);
-    unsigned char *const a = xg_alloc({prefix}_ARENA_SIZE);
-    const char *names[N] = {{ {names} }};
-    srand(1);
-    for (int i = 0; i < {prefix}_INPUT_SIZE; ++i)
-        input[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-    if (junk) memset(junk, 1, junk_n);
-    volatile unsigned sink = 0;
-    for (int r = -3; r < REPS; ++r) {{
-        double t0, t1;
-        if (junk) for (size_t i = 0; i < junk_n; i += 64) {touch};
-{calls}
-    }}
-    for (int i = 0; i < N; ++i) {{
-        qsort(t[i], REPS, sizeof(double), xg_cmp);
-        printf("%s\t%.6f\n", names[i], t[i][REPS / 2] * 1e3);
-    }}
-    return ((int)output[0] + (int)sink) & 0;
-}}
-"""
-
 
 def driver_calls(c_source: str, name: str) -> list[str]:
     """The kernel call statements of <name>_infer, in order."""
@@ -75,6 +37,7 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0,
     """[(kernel function, median ms)] for each call of the driver, in call order."""
     t = resolve(target) if isinstance(target, str) else target
     from xnorgen.api import compile_network
+    from xnorgen.toolchain.harness import parse_timing, render_timing
     from xnorgen.toolchain.output import write_directory
     _, files = compile_network(net, t)
     name = net.name
@@ -84,23 +47,22 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0,
         src = (d / "gen" / f"{name}.c").read_text()
         calls = driver_calls(src, name)
         fns = [re.match(r"(\w+)\(", c).group(1) for c in calls]
-        timed = "\n".join(f"        t0 = xg_now(); {c} t1 = xg_now(); if (r >= 0) t[{i}][r] = t1 - t0;"
-                          for i, c in enumerate(calls))
-        (d / "harness.c").write_text(HARNESS.format(
-            name=name, prefix=name.upper(), reps=reps, n=len(calls), cold_mib=cold_mib, calls=timed,
-            touch="sink += junk[i]" if cold_read else "junk[i]++",
-            names=", ".join(f'"{f}"' for f in fns)))
+        sizes = json.loads(files["manifest.json"])
+        (d / "harness.c").write_text(render_timing(
+            list(zip(fns, (c.rstrip(";") for c in calls))), sizes["input_size"], sizes["output_size"],
+            sizes["arena_size"], reps, cold_mib=cold_mib, cold_read=cold_read, includes=[f"{name}.c"]))
         exe = d / "harness"
         # the harness includes the network's C: built with the target's own flags, its -std too
         # (a GNU dialect would contract a * b + c into FMAs the library does not have)
         subprocess.run([t.cc, *t.cflags, "-I", str(d / "gen"), str(d / "harness.c"),
                         str(d / "gen" / f"{name}_weights.c"), "-lm", "-o", str(exe)], check=True)
         out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
-    return [(f, float(ms)) for f, ms in (line.split("\t") for line in out.splitlines())]
+    return [(row.name, row.median_ms) for row in parse_timing(out)]
 
 
 def load_with_weights(path: Path):
-    """The network, with seeded random weights if its description names none."""
+    """The network, with seeded random weights if its description names none. (ab.py imports this
+    module under older revisions too: keep its imports at the top to what they all have.)"""
     net = xnorgen.load(path, weights=False)
     if net.weights_path is not None:
         return xnorgen.load(path)

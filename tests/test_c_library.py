@@ -1,5 +1,5 @@
 """The generated library as firmware uses it: `compile` + `make`, a C main linked against
-only the header and lib<name>.a (crossbuild.HARNESS, the one C main of every cross build),
+only the header and lib<name>.a (templates/harness.c.j2, the one C main of every cross build),
 and proof that AddressSanitizer catches an arena one byte short. The sanitizer sweep over
 random networks and targets is tests/test_sanitizers.py."""
 import shutil
@@ -12,7 +12,8 @@ from click.testing import CliRunner
 import xnorgen
 from netgen import random_input, random_network
 from xnorgen.cli import main
-from xnorgen.toolchain.cross import HARNESS, build_harness, run_harness
+from xnorgen.toolchain.cross import build_harness, run_harness
+from xnorgen.toolchain.harness import render_io
 from xnorgen.target import resolve
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
@@ -26,7 +27,7 @@ def _compile_and_make(net_path, out_dir, extra_cflags=""):
 
 
 def _run_harness(out_dir, name, x, cflags):
-    """The C main every cross build uses (crossbuild.HARNESS: exact-size heap arena and buffers),
+    """The C main every cross build uses (toolchain.harness.render_io: exact-size heap arena and buffers),
     linked against out_dir's header and lib<name>.a; the outputs of batch x."""
     t = resolve("x86-64")
     return run_harness(build_harness(out_dir, name, t, tuple(cflags)), t, x)
@@ -52,9 +53,10 @@ def test_address_sanitizer_catches_a_short_arena(tmp_path):
     net_path = random_network(tmp_path, "tiny", rng, output="fc")
     out = tmp_path / "out"
     _compile_and_make(net_path, out, "-fsanitize=address -O1")
-    short = HARNESS.replace("@P@_ARENA_SIZE ? @P@_ARENA_SIZE : 1", "@P@_ARENA_SIZE - 1")
-    assert short != HARNESS
-    (out / "main.c").write_text(short.replace("@NAME@", "tiny").replace("@P@", "TINY"))
+    harness = render_io("tiny")
+    short = harness.replace("xg_alloc(TINY_ARENA_SIZE)", "xg_alloc(TINY_ARENA_SIZE - 1)")
+    assert short != harness
+    (out / "main.c").write_text(short)
     exe = out / "harness"
     subprocess.run(["gcc", "-std=c99", "-fsanitize=address", "-I", str(out), str(out / "main.c"), "-L", str(out),
                     "-ltiny", "-lm", "-o", str(exe)], check=True)

@@ -1,7 +1,7 @@
 """Random networks on every x86 target, library and harness built with ASan + UBSan, run on
 finite inputs (checked against the reference) and on NaN/Inf inputs (which must stay memory-safe).
 
-The harness (crossbuild.HARNESS) gives the library an arena of exactly <NAME>_ARENA_SIZE bytes
+The harness (templates/harness.c.j2, mode io) gives the library an arena of exactly <NAME>_ARENA_SIZE bytes
 and input/output buffers of exactly their sizes, all on the heap, so any access past them, and
 any undefined behaviour UBSan sees, aborts the run; the outputs must match the reference
 (contract section 2: 1e-4 of the output's scale).

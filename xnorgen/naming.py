@@ -82,6 +82,11 @@ def unique_c_idents(names):
 # constants <net>_w_<ident>_<suffix> with suffixes that hold no "_" (lowering.Const), so
 # distinct (ident, suffix) pairs give distinct names and none starts like a kernel.
 
+def infer_symbol(net_name: str) -> str:
+    """The library's one entry point, int <net>_infer(const float *, float *, void *)."""
+    return f"{net_name}_infer"
+
+
 def kernel_symbol(net_name: str, ident: str) -> str:
     return f"{net_name}_layer_{ident}"
 

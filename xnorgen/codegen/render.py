@@ -17,7 +17,7 @@ import numpy as np
 from xnorgen import kinds
 from xnorgen.codegen.context import affine, c_float, pointer
 from xnorgen.codegen.lowering import const_c_type, mask_bytes
-from xnorgen.naming import arena_symbol, const_prefix, kernel_symbol, stage_symbol
+from xnorgen.naming import arena_symbol, const_prefix, infer_symbol, kernel_symbol, stage_symbol
 from xnorgen.plan.ir import LayerPlan, Plan, is_alias
 from xnorgen.plan.manifest import manifest
 from xnorgen.plan.hooks import isa_config
@@ -104,7 +104,7 @@ def _arena_context(plan: Plan) -> list[dict]:
 
 def _net_context(plan: Plan) -> dict:
     net, t = plan.net, plan.target
-    return {"arena": _arena_context(plan), "name": net.name, "PREFIX": net.name.upper(), "target": t.name, "input_size": plan.input_size,
+    return {"arena": _arena_context(plan), "name": net.name, "infer": infer_symbol(net.name), "PREFIX": net.name.upper(), "target": t.name, "input_size": plan.input_size,
             "output_size": plan.output_size, "arena_size": plan.arena_size,
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,

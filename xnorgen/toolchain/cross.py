@@ -18,6 +18,7 @@ from pathlib import Path
 from xnorgen.errors import XnorgenError
 from xnorgen.plan.core import Plan
 from xnorgen.target import Target, tool
+from xnorgen.toolchain.harness import render_io
 
 #: Symbols a firmware library may leave undefined: the C library's block copies, and libm.
 ALLOWED_UNDEFINED = frozenset({"memcpy", "memset", "memmove"})
@@ -140,42 +141,11 @@ def check_fit(rep: SizeReport, flash_kib: float | None, ram_kib: float | None, w
 
 # --- running a harness -------------------------------------------------------------------
 
-HARNESS = r"""
-#define _POSIX_C_SOURCE 200112L
-#include <stdio.h>
-#include <stdlib.h>
-#include "@NAME@.h"
-/* Reads n samples of @P@_INPUT_SIZE floats from argv[1], writes the outputs to argv[2].
- * The arena and the buffers are heap blocks of exactly their documented sizes, so that a
- * build with -fsanitize=address reports any access past them. */
-int main(int argc, char **argv)
-{
-    if (argc != 4) return 2;
-    int n = atoi(argv[3]);
-    FILE *fi = fopen(argv[1], "rb"), *fo = fopen(argv[2], "wb");
-    void *arena = NULL;
-    float *in = malloc(sizeof(float) * @P@_INPUT_SIZE), *out = malloc(sizeof(float) * @P@_OUTPUT_SIZE);
-    if (!fi || !fo || !in || !out) return 3;
-    if (posix_memalign(&arena, @P@_ARENA_ALIGN, @P@_ARENA_SIZE ? @P@_ARENA_SIZE : 1) != 0) return 3;
-    for (int s = 0; s < n; ++s) {
-        if (fread(in, sizeof(float), @P@_INPUT_SIZE, fi) != @P@_INPUT_SIZE) return 4;
-        if (@NAME@_infer(in, out, arena) != 0) return 5;
-        if (fwrite(out, sizeof(float), @P@_OUTPUT_SIZE, fo) != @P@_OUTPUT_SIZE) return 6;
-    }
-    free(arena);
-    free(in);
-    free(out);
-    fclose(fi);
-    return fclose(fo) == 0 ? 0 : 7;
-}
-"""
-
-
 def build_harness(directory, name: str, target: Target, extra_cflags: tuple[str, ...] = ()) -> Path:
     """Compile a C main against <name>.h and lib<name>.a in directory with the target's compiler
     (extra_cflags after the target's, e.g. the sanitizers the library was built with)."""
     d = Path(directory)
-    (d / "harness.c").write_text(HARNESS.replace("@NAME@", name).replace("@P@", name.upper()))
+    (d / "harness.c").write_text(render_io(name))
     exe = d / "harness"
     _run([target.cc, *target.cflags, *extra_cflags, "-Wall", "-Wextra", "-Werror", "-I", str(d),
           str(d / "harness.c"), "-L", str(d), f"-l{name}", "-lm", "-o", str(exe)], what=f"harness for {target.name}")

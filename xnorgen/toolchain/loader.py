@@ -23,6 +23,7 @@ from pathlib import Path
 import cffi
 
 from xnorgen.errors import XnorgenError
+from xnorgen.naming import infer_symbol
 from xnorgen.target import Target, runs_here
 
 _LOADED: dict[str, object] = {}
@@ -70,7 +71,7 @@ def module_name(name: str, files: dict[str, str], target: Target) -> str:
 def _cdef(name: str) -> str:
     p = name.upper()
     return (f"#define {p}_INPUT_SIZE ...\n#define {p}_OUTPUT_SIZE ...\n#define {p}_ARENA_SIZE ...\n"
-            f"int {name}_infer(const float *input, float *output, void *arena);\n")
+            f"int {infer_symbol(name)}(const float *input, float *output, void *arena);\n")
 
 
 def _compile(modname: str, name: str, files: dict[str, str], target: Target, dest: Path) -> None:

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from xnorgen.naming import infer_symbol
 from xnorgen.plan.core import Plan
 from xnorgen.reference import split_batch
 
@@ -19,7 +20,7 @@ class CompiledNetwork:
         self.input_shape = tuple(plan.net.input_shape)
         self.output_shape = tuple(plan.net.output_shape)
         self.arena_size = int(getattr(module.lib, f"{name.upper()}_ARENA_SIZE"))
-        self._infer = getattr(module.lib, f"{name}_infer")
+        self._infer = getattr(module.lib, infer_symbol(name))
         assert int(getattr(module.lib, f"{name.upper()}_INPUT_SIZE")) == plan.input_size
 
     @property
@@ -59,5 +60,5 @@ class CompiledNetwork:
         for i, s in enumerate(samples):
             rc = self.bind(s, out[i], arena)()
             if rc != 0:
-                raise RuntimeError(f"{self.name}_infer returned {rc}")
+                raise RuntimeError(f"{infer_symbol(self.name)} returned {rc}")
         return out if is_batch else out[0]

@@ -1,0 +1,52 @@
+"""The one C harness (templates/harness.c.j2): a main() around generated networks, for cross
+builds and sanitizer runs (mode io), callgrind counts, and the benchmarks (mode time).
+
+render_io / render_timing return C source; only C identifiers (checked here) and integers
+reach it. parse_timing reads what a timing harness prints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xnorgen.codegen.render import _ENV, checked_context
+from xnorgen.naming import infer_symbol, is_c_identifier
+
+
+def render_io(name: str) -> str:
+    """Read samples from argv[1], write outputs to argv[2] (argv[3] samples), through <name>_infer,
+    with buffers of exactly the sizes <name>.h's macros give."""
+    return _render(mode="io", infer=infer_symbol(name), P=name.upper(), includes=[f"{name}.h"], externs=[])
+
+
+def render_timing(calls: list[tuple[str, str]], input_size: int, output_size: int, arena_size: int,
+                  reps: int, warmup: int = 3, cold_mib: int = 0, cold_read: bool = False,
+                  includes=(), externs=()) -> str:
+    """Time each (name, C call statement) round-robin; the statements may use `input`, `output`
+    and the arena `a`, and functions from `includes` (quoted #include files) or `externs`
+    (functions with <name>_infer's signature, linked in)."""
+    assert all(is_c_identifier(n) for n, _ in calls) and all(map(is_c_identifier, externs)), \
+        "harness names must be C identifiers"
+    return _render(mode="time", calls=[{"name": n, "call": c} for n, c in calls], includes=list(includes),
+                   externs=list(externs), input_size=input_size, output_size=output_size,
+                   arena_size=arena_size, reps=reps, warmup=warmup, cold_mib=cold_mib, cold_read=cold_read)
+
+
+def _render(**ctx) -> str:
+    for h in ctx["includes"]:
+        assert all(is_c_identifier(part) for part in h.split(".")), f"unsafe include {h!r}"
+    checked_context({k: v for k, v in ctx.items() if k != "includes"})
+    return _ENV.get_template("harness.c.j2").render(**ctx)
+
+
+@dataclass
+class Timing:
+    name: str
+    median_ms: float
+    p25_ms: float
+    ratio_to_first: float       # median over rounds of this call's time / the first call's
+
+
+def parse_timing(stdout: str) -> list[Timing]:
+    """The rows a timing harness prints, in call order."""
+    rows = [line.split("\t") for line in stdout.splitlines() if line.strip()]
+    return [Timing(n, float(m), float(q), float(r)) for n, m, q, r in rows]
