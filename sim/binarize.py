@@ -11,6 +11,7 @@ import numpy as np
 
 from xnorgen.plan.tiling import BINARIZE_TILE, SUM_LANES
 
+from xnorgen.packing import pack_signs
 from xnorgen.plan.hooks import hook_source
 
 from .ops import loop, scaled
@@ -61,12 +62,11 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
 
 
 def pack_words(x, c: int, hw: int, wpp: int, word_bits: int):
-    """Channel c of pixel p -> bit c % wb of word p*wpp + c // wb (1 = negative); [hw, wpp]."""
-    bits = np.zeros((hw, wpp * word_bits), dtype=np.uint8)
-    bits[:, :c] = ~(x.reshape(c, hw).T >= 0)
-    packed = np.packbits(bits.reshape(hw, wpp, word_bits // 8, 8), axis=-1, bitorder="little")
-    dtype = np.dtype(f"<u{word_bits // 8}")
-    return packed.reshape(hw, wpp * word_bits // 8).view(dtype).reshape(hw, wpp)
+    """Channel c of pixel p -> bit c % wb of word p*wpp + c // wb (1 = negative); [hw, wpp], in the
+    C's word type: packing.pack_signs along the channels of each pixel."""
+    packed = pack_signs(np.asarray(x).reshape(c, hw).T, word_bits)
+    assert packed.shape == (hw, wpp), "words per pixel disagree with packing.words_for: run plan_stages"
+    return packed.astype(np.dtype(f"<u{word_bits // 8}"))
 
 
 def abs_mean(x, c: int, hw: int):

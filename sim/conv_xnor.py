@@ -14,6 +14,7 @@ from collections import Counter
 
 import numpy as np
 
+from xnorgen.codegen.lowering import deinterleave_filters
 from xnorgen.packing import pad_word_pattern
 from xnorgen.plan.hooks import PORTABLE, hook_source
 from xnorgen.plan.tiling import LANE_FILTERS
@@ -382,10 +383,8 @@ def _xnor_core(lp, consts, packed, kmap):
 
 def unblock(words, tiling, n_out: int, per_out: tuple) -> np.ndarray:
     """Weights as [n_out, *per_out] from the plan's layout: plain [F][...] or, with a
-    `filter_block` FB in the tiling, interleaved [F/FB][...][FB] with zero filters past F."""
+    `filter_block` FB in the tiling, interleaved [F/FB][...][FB] (lowering.deinterleave_filters)."""
     fb = getattr(tiling, "filter_block", None)
     if not fb:
         return words.reshape(n_out, *per_out)
-    blocks = -(-n_out // fb)
-    w = words.reshape(blocks, *per_out, fb)
-    return np.moveaxis(w, -1, 1).reshape(blocks * fb, *per_out)[:n_out]
+    return deinterleave_filters(words.reshape(-(-n_out // fb), *per_out, fb), n_out)

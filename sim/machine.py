@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xnorgen.kinds.elementwise import OPS as ELEMENTWISE_OPS
+from xnorgen.naming import stage_name
 from xnorgen.plan.core import Plan, is_alias
 
 from .batchnorm import batchnorm
@@ -80,7 +81,7 @@ def _by_name(plan):
 def stage_ident(st, plan) -> str:
     """The C function suffix of a standalone stage: <net>_binarize_<ident of its tensor>."""
     lp = _by_name(plan).get(st.tensor)
-    return f"binarize_{lp.ident if lp else 'input'}"
+    return stage_name(lp.ident if lp else "input")
 
 
 def _bn_consts(plan, st, run):

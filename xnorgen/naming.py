@@ -91,9 +91,15 @@ def kernel_symbol(net_name: str, ident: str) -> str:
     return f"{net_name}_layer_{ident}"
 
 
+def stage_name(ident: str) -> str:
+    """A binarize stage of a layer's output (ident) or of the network input ("input"), as the
+    simulator's reports and the kernels' comments name it."""
+    return f"binarize_{ident}"
+
+
 def stage_symbol(net_name: str, ident: str) -> str:
-    """A standalone binarize stage of a layer's output (ident) or of the network input ("input")."""
-    return f"{net_name}_binarize_{ident}"
+    """The C function of a standalone binarize stage."""
+    return f"{net_name}_{stage_name(ident)}"
 
 
 def const_prefix(net_name: str, ident: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from xnorgen import kinds
 from xnorgen.codegen.context import affine, c_float, pointer
 from xnorgen.codegen.lowering import const_c_type, mask_bytes
-from xnorgen.naming import arena_symbol, const_prefix, infer_symbol, kernel_symbol, stage_symbol
+from xnorgen.naming import arena_symbol, const_prefix, infer_symbol, stage_name, kernel_symbol, stage_symbol
 from xnorgen.plan.ir import LayerPlan, Plan, is_alias
 from xnorgen.plan.manifest import manifest
 from xnorgen.plan.hooks import isa_config
@@ -73,7 +73,7 @@ def stage_context(st, plan: Plan) -> dict:
     """A standalone binarize stage (fusion.Binarize) as a kernel."""
     net, idents = plan.net, {lp.layer.name: lp.ident for lp in plan.layers}
     ident = idents.get(st.tensor, "input")
-    k = {"template": "kernel_binarize.c.j2", "name": f"binarize_{ident}", "fn": stage_symbol(net.name, ident),
+    k = {"template": "kernel_binarize.c.j2", "name": stage_name(ident), "fn": stage_symbol(net.name, ident),
          "tensor": ident, "C": st.channels, "HW": st.hw, "WPP": st.words_per_pixel, "has_a": st.needs_amap,
          "bn": st.bn, "bn_sym": const_prefix(net.name, idents[st.bn]) if st.bn else None, "BT": BINARIZE_TILE}
     args = [pointer(plan, plan.storage[st.source], True), pointer(plan, st.packed, False, "xg_word_t")]

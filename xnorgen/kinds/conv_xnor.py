@@ -14,7 +14,7 @@ from math import prod
 from xnorgen.codegen.context import pointer, window
 from xnorgen.codegen.lowering import Const, interleave_filters, scales_and_bias
 from xnorgen.kinds.base import Geometry, Kind
-from xnorgen.naming import const_prefix
+from xnorgen.naming import const_prefix, stage_name
 from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
 from xnorgen.plan.fusion import residual_of
 from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
@@ -127,7 +127,7 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     if lp.binarize_out:
         out = plan.binarize[lp.binarize_out]
         bn_ident = plan.ident(out.bn)
-        k["out_stage"] = {"stage": f"binarize_{plan.ident(out.tensor)}", "bn": bn_ident,
+        k["out_stage"] = {"stage": stage_name(plan.ident(out.tensor)), "bn": bn_ident,
                           "bn_sym": const_prefix(plan.net.name, bn_ident),
                           "WPP": out.words_per_pixel, "has_a": out.needs_amap}
         args.append(pointer(plan, out.packed, False, "xg_word_t"))
