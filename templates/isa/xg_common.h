@@ -278,9 +278,19 @@ static inline void xg_tile_accumulate(const float tile[XG_TP][XG_FB], int np, in
  * has no test and gcc vectorizes it across outputs, each still summing its taps in (ky, kx)
  * order. (An earlier form, columns innermost and accumulated in k across taps, was miscompiled
  * by gcc 12 -O3 with 512-bit vectors: test_exact_layers::test_k_map_is_bit_exact.) */
-static inline void xg_box_mean(const float *restrict a, float *restrict k, int h, int w, int kh, int kw,
-                               int sh, int sw, int ph, int pw, int ho, int wo, int ox0, int ox1)
+typedef struct {
+    int h, w;          /* input rows and columns */
+    int kh, kw;        /* kernel */
+    int sh, sw;        /* stride */
+    int ph, pw;        /* zero padding */
+    int ho, wo;        /* output rows and columns */
+    int ox0, ox1;      /* interior columns: every tap in bounds along x */
+} xg_window;
+
+static inline void xg_box_mean(const float *restrict a, float *restrict k, const xg_window win)
 {
+    const int h = win.h, w = win.w, kh = win.kh, kw = win.kw, sh = win.sh, sw = win.sw, ph = win.ph, pw = win.pw;
+    const int ho = win.ho, wo = win.wo, ox0 = win.ox0, ox1 = win.ox1;
     for (int oy = 0; oy < ho; ++oy) {
         const int iy0 = oy * sh - ph;
         const int ky0 = iy0 < 0 ? -iy0 : 0;
