@@ -105,3 +105,25 @@ def test_bwn_masks_expand_only_on_maps_that_repay_it(tmp_path, hw, expanded):
     lp = plan_network(net, t).layers[0]
     assert (hw[0] * hw[1] >= MIN_EXPAND_PIXELS) == expanded
     assert bool(lp.tiling.bwn_expand) == expanded == ("bwn_weights" in lp.scratch)
+
+
+def test_check_plan_names_the_pass_that_broke_the_ir(tmp_path):
+    """The IR check run after every pass is not vacuous: overlapping live buffers, a missing
+    kind or an unplaced buffer are reported with the pass they follow."""
+    import dataclasses
+
+    import pytest
+    from xnorgen.plan.check import check_plan
+    net = xnorgen.load(random_network(tmp_path, "ck", np.random.default_rng(5)))
+    plan = plan_network(net, resolve("x86-64"))
+    check_plan(plan, after="plan_arena")                        # the real plan holds
+    live = [b for b in plan.buffers.values() if b.nbytes]
+    a, b = next((a, b) for a in live for b in live if a is not b and a.first <= b.last and b.first <= a.last)
+    saved = b.offset
+    b.offset = a.offset
+    with pytest.raises(AssertionError, match="after pass plan_arena: buffers .* overlap"):
+        check_plan(plan, after="plan_arena")
+    b.offset = saved
+    plan.layers[0] = dataclasses.replace(plan.layers[0], kind="")
+    with pytest.raises(AssertionError, match="after pass assign_kinds: a layer has no kind"):
+        check_plan(plan, after="assign_kinds")
