@@ -60,3 +60,37 @@ def simulate(net: Network | str, target: str = "host", report: str = "cycles", x
     """
     from xnorgen.sim.report import simulate as _simulate
     return _simulate(net, target=target, report=report, x=x, sweep=sweep)
+
+
+def run_on_target(net: Network | str, x, target: str = "host", fuse: bool = True):
+    """Outputs of one sample or a batch computed by `target`'s own code: loaded with cffi where
+    this machine runs it, a C harness under the target's `run` prefix (armv8: qemu-aarch64), or a
+    firmware image on the emulated part (cortex-m4: qemu-system-arm). The bits are the target's:
+    they equal the simulator's functional run for that target (tests/test_firmware.py)."""
+    import tempfile
+
+    import numpy as np
+
+    from xnorgen.errors import XnorgenError
+    from xnorgen.reference import split_batch
+    from xnorgen.target import executes_here, resolve, runs_here
+    from xnorgen.toolchain import cross, firmware
+
+    if not isinstance(net, Network):
+        net = load(net)
+    t = resolve(target)
+    if runs_here(t):
+        return build(net, t, fuse=fuse)(x)
+    samples, is_batch = split_batch(net, x)
+    if not (firmware.can_run(t) or executes_here(t)):
+        raise XnorgenError(f"target {t.name}", "cannot run on this machine: it needs "
+                           f"{' and '.join(dict.fromkeys([t.cc, *(t.run[:1] or ['its hardware'])]))}")
+    _, files = compiler.compile_network(net, t, fuse=fuse)
+    with tempfile.TemporaryDirectory(prefix="xnorgen-run-") as d:
+        cross.make_library(files, d, t)
+        if firmware.can_run(t):
+            y = firmware.run_firmware(firmware.build_firmware(d, net.name, t), t, samples)
+        else:
+            y = cross.run_harness(cross.build_harness(d, net.name, t), t, samples)
+    y = np.asarray(y, dtype=np.float32).reshape((len(samples),) + tuple(net.output_shape))
+    return y if is_batch else y[0]

@@ -137,13 +137,18 @@ def compile(net, target, weights_path, out_dir, flash_kib, ram_kib, no_fuse):
 @_WEIGHTS
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="write outputs to this .npy (default: print them)")
+@click.option("--target", "-t", default="host", show_default=True,
+              help="run the target's own code: natively, under qemu-aarch64 (armv8) or as firmware on an "
+                   "emulated Cortex-M4 (cortex-m4)")
 @_user_errors
-def run(net, input_path, weights_path, out_path):
-    """Compile NET for this machine, load it with cffi and run it on an input .npy.
+def run(net, input_path, weights_path, out_path, target):
+    """Compile NET and run it on an input .npy: for this machine (loaded with cffi), or with
+    --target the target's own code (armv8 under qemu-aarch64, cortex-m4 as firmware on an
+    emulated Cortex-M4 under qemu-system-arm).
 
     The input (one sample or a batch of finite real numbers) and -o's directory are checked
     before anything is built; a failed write leaves no file behind."""
-    from xnorgen.api import build, load
+    from xnorgen.api import load, run_on_target
     from xnorgen.reference import split_batch
 
     x = read_npy(input_path)
@@ -152,7 +157,7 @@ def run(net, input_path, weights_path, out_path):
         raise XnorgenError(out_path, f"cannot write the outputs: {out.parent} is not an existing directory")
     network = load(net, weights_file=weights_path)
     split_batch(network, x, where=input_path)
-    y = build(network, "host")(x)
+    y = run_on_target(network, x, target)
     if out is None:
         np.set_printoptions(threshold=50, linewidth=100)
         click.echo(y)

@@ -41,6 +41,10 @@ class Target:
     memory: dict = field(default_factory=dict, hash=False)
     # True if the target has an OS and libc (a harness with stdio can run under `run`).
     hosted: bool = True
+    # A part without an OS: how to make a runnable image of the library (xnorgen.toolchain.firmware)
+    # -- {board: the emulated board, linker_script: a file of templates/firmware/}; `run` is then
+    # the emulator command that takes the image last.
+    firmware: dict = field(default_factory=dict, hash=False)
     # Filters per register block of the binary kernels; 0: one vector of words (at least 4).
     filter_block: int = 0
     # Filters per block of the float/bwn convs and dense layers; 0: one vector of float32 lanes
@@ -119,6 +123,9 @@ def all_targets() -> dict[str, Target]:
             _check_float_block(d.get("float_block", 0))
             _check_tools(d)
             _check_hooks(d.get("hooks") or {})
+            for key, word in (d.get("firmware") or {}).items():
+                if not isinstance(word, str) or not _TOOL_WORD.match(word):
+                    raise TypeError(f"firmware.{key} must be a plain word, not {word!r}")
             out[d["name"]] = Target(**d)
         except (OSError, yaml.YAMLError, TypeError, KeyError) as e:
             raise XnorgenError(str(f), f"invalid target description: {e}") from None

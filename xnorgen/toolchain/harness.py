@@ -12,10 +12,12 @@ from xnorgen.codegen.render import _ENV, checked_context
 from xnorgen.naming import infer_symbol, is_c_identifier
 
 
-def render_io(name: str) -> str:
+def render_io(name: str, firmware: bool = False) -> str:
     """Read samples from argv[1], write outputs to argv[2] (argv[3] samples), through <name>_infer,
-    with buffers of exactly the sizes <name>.h's macros give."""
-    return _render(mode="io", infer=infer_symbol(name), P=name.upper(), includes=[f"{name}.h"], externs=[])
+    with heap buffers of exactly the sizes <name>.h's macros give. firmware: static buffers,
+    samples read from xg_in.bin until its end and written to xg_out.bin (semihosting)."""
+    return _render(mode="io", firmware=firmware, infer=infer_symbol(name), P=name.upper(), includes=[f"{name}.h"],
+                   externs=[])
 
 
 def render_timing(calls: list[tuple[str, str]], input_size: int, output_size: int, arena_size: int,
@@ -26,7 +28,7 @@ def render_timing(calls: list[tuple[str, str]], input_size: int, output_size: in
     (functions with <name>_infer's signature, linked in)."""
     assert all(is_c_identifier(n) for n, _ in calls) and all(map(is_c_identifier, externs)), \
         "harness names must be C identifiers"
-    return _render(mode="time", calls=[{"name": n, "call": c} for n, c in calls], includes=list(includes),
+    return _render(mode="time", firmware=False, calls=[{"name": n, "call": c} for n, c in calls], includes=list(includes),
                    externs=list(externs), input_size=input_size, output_size=output_size,
                    arena_size=arena_size, reps=reps, warmup=warmup, cold_mib=cold_mib, cold_read=cold_read)
 

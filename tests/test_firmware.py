@@ -1,0 +1,77 @@
+"""Firmware made real (issue 17): the library built for cortex-m4 runs as an image on qemu's
+emulated Cortex-M4 (mps2-an386) through the kit in templates/firmware/, and armv8 under
+qemu-aarch64; each target's outputs equal the simulator's functional run for that target, bit
+for bit (the simulator is held to the golden model elsewhere)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import xnorgen
+from netgen import random_dag_layers, random_input, random_network, write_net
+from xnorgen.api import run_on_target
+from xnorgen.cli import main
+from xnorgen.plan.core import plan_network
+from xnorgen.sim.machine import run_plan
+from xnorgen.target import executes_here, resolve
+from xnorgen.toolchain import firmware
+
+pytestmark = pytest.mark.cross
+
+
+def _need(target):
+    t = resolve(target)
+    if not (firmware.can_run(t) or executes_here(t)):
+        pytest.skip(f"{target}: its compiler or emulator is not installed (.ci/run installs them)")
+    return t
+
+
+def _simulated(net, t, x):
+    plan = plan_network(net, t)
+    return np.stack([run_plan(plan, s).output.reshape(-1) for s in x])
+
+
+def _nets(tmp_path, n):
+    """Whole random networks (float stem, xnor/bwn blocks, residual, dense head; up to the logits:
+    the softmax's expf is libm's and may differ by an ulp) and random DAGs."""
+    for seed in range(n):
+        rng = np.random.default_rng(300 + seed)
+        yield xnorgen.load(random_network(tmp_path, f"fw{seed}", rng, output="fc")), rng
+        shape = (int(rng.choice([1, 3, 64, 65])), int(rng.integers(2, 9)), int(rng.integers(2, 9)))
+        yield xnorgen.load(write_net(tmp_path, f"dag{seed}", shape, random_dag_layers(rng, shape), rng)), rng
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "armv8"])
+def test_target_bits_equal_the_simulator(tmp_path, target):
+    t = _need(target)
+    for net, rng in _nets(tmp_path, 3):
+        x = random_input(net, rng, batch=2)
+        y = run_on_target(net, x, target)
+        assert y.shape == (2, *net.output_shape)
+        assert np.array_equal(y.reshape(2, -1), _simulated(net, t, x)), (target, net.name)
+
+
+def test_cli_run_on_the_emulated_cortex_m4(tmp_path):
+    _need("cortex-m4")
+    rng = np.random.default_rng(9)
+    path = random_network(tmp_path, "cli", rng, output="fc")
+    net = xnorgen.load(path)
+    x = random_input(net, rng)
+    np.save(tmp_path / "x.npy", x)
+    r = CliRunner().invoke(main, ["run", str(path), "-i", str(tmp_path / "x.npy"), "-t", "cortex-m4",
+                                  "-o", str(tmp_path / "y.npy")])
+    assert r.exit_code == 0, r.output
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == tuple(net.output_shape)
+    assert np.array_equal(y.reshape(1, -1), _simulated(net, resolve("cortex-m4"), x[None]))
+    np.testing.assert_allclose(y, xnorgen.reference(net, x), rtol=1e-4, atol=1e-4 * np.abs(y).max())
+
+
+def test_a_target_this_machine_cannot_run_is_one_line(tmp_path, monkeypatch):
+    path = random_network(tmp_path, "no", np.random.default_rng(1), output="fc")
+    np.save(tmp_path / "x.npy", random_input(xnorgen.load(path), np.random.default_rng(2)))
+    monkeypatch.setattr(firmware, "can_run", lambda t: False)
+    monkeypatch.setattr("xnorgen.target.executes_here", lambda t: False)
+    r = CliRunner().invoke(main, ["run", str(path), "-i", str(tmp_path / "x.npy"), "-t", "cortex-m4"])
+    assert r.exit_code == 2 and r.output.startswith("error: target cortex-m4: cannot run on this machine")
