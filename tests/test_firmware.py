@@ -75,3 +75,28 @@ def test_a_target_this_machine_cannot_run_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr("xnorgen.target.executes_here", lambda t: False)
     r = CliRunner().invoke(main, ["run", str(path), "-i", str(tmp_path / "x.npy"), "-t", "cortex-m4"])
     assert r.exit_code == 2 and r.output.startswith("error: target cortex-m4: cannot run on this machine")
+
+
+def test_measured_instructions_add_up(tmp_path):
+    """The counter is self-consistent: the kernels, each counted on its own, add up to the whole
+    inference counted in the same run (SysTick under qemu -icount, calibrated by a known loop)."""
+    t = _need("cortex-m4")
+    if not firmware.can_run(t):
+        pytest.skip("no emulated Cortex-M4 here")
+    net = xnorgen.load(random_network(tmp_path, "cnt", np.random.default_rng(4), output="fc"))
+    counts = firmware.measure(net, t, tmp_path / "m")
+    whole = counts.pop("infer")
+    assert set(counts) >= {"stem", "b2", "fc1", "fc"} and all(v > 0 for v in counts.values())
+    assert abs(sum(counts.values()) - whole) <= 0.01 * whole + 40 * len(counts), (sum(counts.values()), whole)
+
+
+def test_cli_measure_sets_counts_beside_the_simulator(tmp_path):
+    _need("cortex-m4")
+    path = random_network(tmp_path, "ms", np.random.default_rng(6), output="fc")
+    r = CliRunner().invoke(main, ["measure", str(path), "-t", "cortex-m4", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    import json
+    rep = json.loads(r.output)
+    kernels = {row["kernel"] for row in rep["layers"]}
+    assert {"stem", "b2", "fc"} <= kernels and all(row["predicted"] for row in rep["layers"])
+    assert rep["total"]["measured"] == sum(row["measured"] for row in rep["layers"])

@@ -213,6 +213,23 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_pat
 
 
 @main.command()
+@click.argument("net", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", default="host", show_default=True,
+              help="cortex-m4 (emulated, qemu -icount) or an x86 host target (callgrind)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_WEIGHTS
+@_user_errors
+def measure(net, target, fmt, weights_path):
+    """Count NET's instructions per kernel on the target and set them beside the simulator's."""
+    from xnorgen.api import load
+    from xnorgen.sim.measured import compare, format_measured
+    from xnorgen.target import resolve
+
+    rep = compare(load(net, weights_file=weights_path), resolve(target))
+    click.echo(json.dumps(rep, indent=1) if fmt == "json" else format_measured(rep))
+
+
+@main.command()
 @_user_errors
 def targets():
     """List the targets and what each assumes."""

@@ -96,6 +96,17 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
     return k
 
 
+def kernel_contexts(plan: Plan) -> list[dict]:
+    """Every kernel the driver calls, in call order (each with its `fn` and its `call`)."""
+    kernels = []
+    for lp in plan.layers:
+        kernels += [stage_context(plan.binarize[name], plan) for name in lp.stages_before]
+        k = kernel_context(lp, plan)
+        if k is not None:
+            kernels.append(k)
+    return kernels
+
+
 def _arena_context(plan: Plan) -> list[dict]:
     """Each arena buffer's offset constant, with what it holds and when, in offset order."""
     return [{"symbol": arena_symbol(b.ident), "offset": b.offset, "bytes": b.nbytes, "first": b.first,
@@ -123,12 +134,7 @@ def render(plan: Plan) -> dict[str, str]:
                            "ctype": const_c_type(c.kind, plan.target).ctype,
                            "comment": f"layer {lp.ident}: {c.suffix}",
                            "body": _c_array_body(c, plan.target.word_bits)})
-    kernels = []
-    for lp in plan.layers:
-        kernels += [stage_context(plan.binarize[name], plan) for name in lp.stages_before]
-        k = kernel_context(lp, plan)
-        if k is not None:
-            kernels.append(k)
+    kernels = kernel_contexts(plan)
     name = plan.net.name
     hooks = {f: _isa_header(f) for f in isa_headers(plan.target)}
     checked_context({"net": net, "kernels": kernels, "consts": consts})

@@ -20,6 +20,15 @@ def render_io(name: str, firmware: bool = False) -> str:
                    externs=[])
 
 
+def render_count(name: str, calls: list[tuple[str, str]]) -> str:
+    """Firmware: one sample through each (name, C call statement) of the driver, instructions
+    counted with SysTick under qemu's -icount (templates/harness.c.j2, mode count). The statements
+    may use `input`, `output`, the arena `a` and the kernels of <name>.c, which it includes."""
+    assert all(is_c_identifier(n) for n, _ in calls), "harness names must be C identifiers"
+    return _render(mode="count", firmware=True, P=name.upper(), calls=[{"name": n, "call": c} for n, c in calls],
+                   includes=[f"{name}.c"], externs=[])
+
+
 def render_timing(calls: list[tuple[str, str]], input_size: int, output_size: int, arena_size: int,
                   reps: int, warmup: int = 3, cold_mib: int = 0, cold_read: bool = False,
                   includes=(), externs=()) -> str:
