@@ -100,3 +100,20 @@ def test_cli_measure_sets_counts_beside_the_simulator(tmp_path):
     kernels = {row["kernel"] for row in rep["layers"]}
     assert {"stem", "b2", "fc"} <= kernels and all(row["predicted"] for row in rep["layers"])
     assert rep["total"]["measured"] == sum(row["measured"] for row in rep["layers"])
+
+
+def test_ram_includes_the_worst_case_stack(tmp_path):
+    """compile's RAM figure for a firmware target counts the library's stack (-fstack-usage):
+    <name>_infer's frame plus the largest frame it calls."""
+    t = resolve("cortex-m4")
+    if not firmware.shutil.which(t.cc):
+        pytest.skip("arm-none-eabi-gcc not installed")
+    from xnorgen.api import compile_network
+    from xnorgen.toolchain.cross import size_report
+    net = xnorgen.load(random_network(tmp_path, "st", np.random.default_rng(8), output="fc"))
+    plan, files = compile_network(net, t)
+    rep = size_report(plan, files)
+    assert rep.measured and 0 < rep.stack_bytes < 4096
+    s = rep.sections
+    assert rep.ram_bytes == plan.arena_size + rep.io_bytes + s["data"] + s["bss"] + rep.stack_bytes
+    assert f"stack {rep.stack_bytes} B" in rep.describe()

@@ -37,19 +37,21 @@ CODE_PER_KERNEL_BYTES = 512
 class SizeReport:
     target: str
     flash_bytes: int              # text + rodata (+ initialized data, which is 0 here)
-    ram_bytes: int                # arena + input/output buffers + data + bss
+    ram_bytes: int                # arena + input/output buffers + data + bss + stack
     arena_bytes: int
     io_bytes: int                 # the caller's input and output float buffers
     weight_bytes: int             # const arrays (part of flash)
     measured: bool                # True: flash from the size tool on lib<name>.a
     estimate_flash_bytes: int     # the plan's estimate, kept next to the measurement
     sections: dict = field(default_factory=dict)   # text/data/bss from the size tool
+    stack_bytes: int = 0          # the library's worst-case stack (-fstack-usage; 0: not measured)
 
     def describe(self) -> str:
         how = f"measured with {self.sections.get('tool', 'size')}" if self.measured else "estimated from the plan"
+        stack = f" + stack {self.stack_bytes} B" if self.stack_bytes else ""
         return (f"flash {self.flash_bytes} B ({self.flash_bytes / 1024:.1f} KiB; {how}; weights {self.weight_bytes} B), "
                 f"RAM {self.ram_bytes} B ({self.ram_bytes / 1024:.1f} KiB: arena {self.arena_bytes} B + "
-                f"input/output {self.io_bytes} B)")
+                f"input/output {self.io_bytes} B{stack})")
 
 
 def const_bytes(plan: Plan) -> int:
@@ -101,6 +103,21 @@ def section_sizes(lib, target: Target) -> dict:
     return {"text": text, "data": data, "bss": bss, "tool": size}
 
 
+def stack_bytes(directory, name: str) -> int:
+    """The library's worst-case stack from gcc's -fstack-usage files (<name>.su): <name>_infer's
+    frame plus the largest frame of anything it calls (kernels call only inlined hooks, so the
+    call depth below infer is one; libm's expf, which softmax calls, adds its own few words and
+    is not counted). A function with a dynamic frame is an error: the library has none."""
+    frames = {}
+    for line in (Path(directory) / f"{name}.su").read_text().splitlines():
+        where, nbytes, kind = line.rsplit("\t", 2)
+        if "dynamic" in kind:
+            raise XnorgenError(where, f"a dynamic stack frame ({kind}) in generated code")
+        frames[where.rsplit(":", 1)[-1]] = int(nbytes)
+    infer = frames.pop(f"{name}_infer", 0)
+    return infer + max(frames.values(), default=0)
+
+
 def undefined_symbols(lib, target: Target) -> set[str]:
     """Symbols the archive uses but none of its members defines."""
     nm = tool(target, "nm")
@@ -119,10 +136,11 @@ def size_report(plan: Plan, files: dict[str, str], measure: bool = True) -> Size
     can_measure = measure and shutil.which(t.cc) and shutil.which(tool(t, "size")) and shutil.which("make")
     if can_measure:
         with tempfile.TemporaryDirectory(prefix="xnorgen-size-") as d:
-            s = section_sizes(make_library(files, d, t), t)
+            s = section_sizes(make_library(files, d, t, "-fstack-usage"), t)
+            rep.stack_bytes = stack_bytes(d, plan.net.name)
         rep.sections, rep.measured = s, True
         rep.flash_bytes = s["text"] + s["data"]
-        rep.ram_bytes = plan.arena_size + io + s["data"] + s["bss"]
+        rep.ram_bytes = plan.arena_size + io + s["data"] + s["bss"] + rep.stack_bytes
     return rep
 
 
