@@ -22,7 +22,7 @@ def available() -> bool:
     return shutil.which("valgrind") is not None and shutil.which("callgrind_annotate") is not None
 
 
-def build_harness(net, target, workdir) -> Path:
+def build_harness(net, target, workdir, link_flags=()) -> Path:
     """Compile the network (with weights) and the io harness into workdir/harness, and write one
     seeded random sample to workdir/x.bin; returns the binary."""
     from xnorgen.api import compile_network
@@ -42,7 +42,7 @@ def build_harness(net, target, workdir) -> Path:
     (work / "x.bin").write_bytes(x.tobytes())
     exe = work / "harness"
     cmd = [plan.target.cc, *plan.target.cflags, "-I", str(work), str(work / "harness.c"),
-           str(work / f"{name}.c"), str(work / f"{name}_weights.c"), "-o", str(exe), "-lm"]
+           str(work / f"{name}.c"), str(work / f"{name}_weights.c"), "-o", str(exe), "-lm", *link_flags]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return exe
 
@@ -68,5 +68,10 @@ def measure(net, target, workdir) -> dict[str, int]:
     by their layer's C ident, standalone binarize stages as "binarize_<ident>" (the simulator's
     LayerResult.ident for both)."""
     exe = build_harness(net, target, workdir)
-    counts = callgrind_counts(exe, f"{net.name}_")
-    return {(k[len("layer_"):] if k.startswith("layer_") else k): v for k, v in counts.items() if k != "infer"}
+    return kernel_counts(callgrind_counts(exe, f"{net.name}_"))
+
+
+def kernel_counts(by_function: dict[str, int]) -> dict[str, int]:
+    """{function name without the <net>_ prefix: count} -> {kernel ident: count} as the simulator
+    names them: layer kernels by their layer's ident, stages as binarize_<ident>; infer dropped."""
+    return {(k[len("layer_"):] if k.startswith("layer_") else k): v for k, v in by_function.items() if k != "infer"}

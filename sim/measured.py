@@ -1,9 +1,9 @@
 """Predicted against measured instructions, kernel by kernel (`xnorgen measure`).
 
 Measured: firmware targets on their emulated part (xnorgen.toolchain.firmware.measure: qemu
--icount and SysTick), hosted x86 targets with callgrind (sim.callgrind.measure). Predicted:
-the simulator's count for the same kernel (machine.run_plan). armv8 has no counter here yet
-(qemu-user has no instruction count, and this qemu ships no TCG plugins).
+-icount and SysTick), armv8 under qemu-aarch64 from its block log (sim.qemu_count), hosted x86
+targets with callgrind (sim.callgrind.measure). Predicted: the simulator's count for the same
+kernel (machine.run_plan).
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from .machine import run_plan
 
 def measured_counts(net, target) -> dict[str, int]:
     """{kernel ident: instructions of one inference} on target, by the way target can be counted."""
-    from xnorgen.target import runs_here
+    from xnorgen.target import executes_here, runs_here
     from xnorgen.toolchain import firmware
-    from . import callgrind
+    from . import callgrind, qemu_count
     with tempfile.TemporaryDirectory(prefix="xnorgen-measure-") as d:
         if firmware.can_run(target):
             counts = firmware.measure(net, target, d)
@@ -27,8 +27,11 @@ def measured_counts(net, target) -> dict[str, int]:
             return counts
         if runs_here(target) and callgrind.available():
             return callgrind.measure(net, target, d)
+        if executes_here(target) and target.run and target.run[0].startswith("qemu-"):
+            return qemu_count.measure(net, target, d)
     raise XnorgenError(f"target {target.name}", "no instruction counter for it on this machine "
-                       "(cortex-m4: qemu-system-arm and arm-none-eabi-gcc; x86 hosts: valgrind)")
+                       "(cortex-m4: qemu-system-arm and arm-none-eabi-gcc; armv8: qemu-aarch64 and "
+                       "aarch64-linux-gnu-gcc; x86 hosts: valgrind)")
 
 
 def compare(net, target) -> dict:

@@ -215,7 +215,7 @@ def simulate(net, target, report, fmt, sweep, plot_path, input_path, weights_pat
 @main.command()
 @click.argument("net", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", default="host", show_default=True,
-              help="cortex-m4 (emulated, qemu -icount) or an x86 host target (callgrind)")
+              help="cortex-m4 (emulated, qemu -icount), armv8 (qemu-aarch64 block log) or an x86 host (callgrind)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_WEIGHTS
 @_user_errors
