@@ -21,7 +21,7 @@ from xnorgen.packing import words_for
 from xnorgen.plan.check import check_plan
 from xnorgen.plan.fusion import plan_binarize, plan_epilogues, stage_reads
 from xnorgen.plan.ir import (ALIGN, ELIDED, INPUT, OUTPUT, Buffer, LayerPlan, Plan,  # noqa: F401 (re-exported)
-                             align_up, folded_pool, is_alias)
+                             align_up, is_alias)
 from xnorgen.target import Target
 
 
