@@ -32,7 +32,7 @@ from .dense import dense
 from .elementwise import elementwise
 from .pool import pool
 from .memory import layer_buffers, streamed_lines
-from .ops import cycles, instructions, lower_popcount
+from .ops import cycles, instructions, lower_libm, lower_popcount
 
 
 @dataclass
@@ -136,7 +136,7 @@ def run_plan(plan: Plan, x=None) -> Run:
         result.tensors["input"] = np.asarray(x, dtype=np.float32).reshape(plan.net.input_shape)
 
     def record(name, ident, typ, mode, counts):
-        counts = lower_popcount(+counts, t)
+        counts = lower_libm(lower_popcount(+counts, t), t)
         cyc, busiest = cycles(counts, t)
         result.layers.append(LayerResult(name, ident, typ, mode, counts, cyc, instructions(counts),
                                          busiest if counts else None))

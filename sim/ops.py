@@ -45,7 +45,7 @@ VECTOR = {"vload": "load", "vxor": "xor", "vpopcount": "popcount", "vadd": "xor"
           "vshuffle": "xor"}
 #: Cycles for classes with no alias and no entry in the target's table (reciprocal throughput
 #: of a typical out-of-order core: divide ~4, expf as a ~20-instruction libm call, imul 1).
-DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0, "chain": 0.0, "stream": 0.0}
+DEFAULT_COSTS = {"fdiv": 4.0, "exp": 20.0, "mul": 1.0, "chain": 0.0, "stream": 0.0, "libm": 1.0}
 #: Classes that mark something about an instruction counted elsewhere, not instructions.
 MARKERS = ("load_op", "chain", "stream")
 
@@ -71,6 +71,18 @@ def lower_popcount(counts: Counter, target) -> Counter:
     n = out.pop("popcount")
     for k, v in SWAR_POPCOUNT[target.word_bits].items():
         out[k] += v * n
+    return out
+
+
+def lower_libm(counts: Counter, target) -> Counter:
+    """Replace a libm call (`exp`: expf) by the instructions it measured on the target
+    (Target.libm, e.g. cortex-m4's newlib expf), counted as `libm` instructions of one cycle each;
+    where the target gives no figure the call stays one `exp` operation at its cost-table price."""
+    per_call = target.libm.get("exp") if target.libm else None
+    if not per_call or not counts.get("exp"):
+        return counts
+    out = Counter(counts)
+    out["libm"] += out.pop("exp") * per_call
     return out
 
 

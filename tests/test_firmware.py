@@ -117,3 +117,21 @@ def test_ram_includes_the_worst_case_stack(tmp_path):
     s = rep.sections
     assert rep.ram_bytes == plan.arena_size + rep.io_bytes + s["data"] + s["bss"] + rep.stack_bytes
     assert f"stack {rep.stack_bytes} B" in rep.describe()
+
+
+def test_libm_calls_are_priced_as_measured(tmp_path):
+    """cortex-m4's expf (targets/cortex-m4.yaml libm.exp, from a measurement) makes the simulator's
+    softmax count agree with the emulated M4 on another size than it was measured at; and on an
+    in-order, single-issue core no kernel is predicted to take fewer cycles than instructions."""
+    t = _need("cortex-m4")
+    if not firmware.can_run(t):
+        pytest.skip("no emulated Cortex-M4 here")
+    net = xnorgen.load(write_net(tmp_path, "sm", [257], [{"name": "p", "type": "softmax"}]))
+    run = run_plan(plan_network(net, t))
+    for scale in (0.5, 3.0):           # expf's instructions depend on its argument: 63 to 74
+        x = np.random.default_rng(2).uniform(-scale, scale, 257)
+        measured = firmware.measure(net, t, tmp_path / f"m{scale}", x=x)["p"]
+        assert abs(run.layers[0].instructions / measured - 1) < 0.10, (run.layers[0].instructions, measured)
+    for path in ("examples/digits/digits_xnor.yaml", "examples/cifar_xnor.yaml"):
+        for r in run_plan(plan_network(xnorgen.load(path, weights=False), t)).layers:
+            assert r.cycles >= r.instructions, (path, r.name)

@@ -89,6 +89,9 @@ class Target:
     # prices a hook by who provides it; tests/test_isa_headers.py holds this list equal to what
     # the header's preprocessor defines (XG_HAVE_<HOOK>) for each configuration.
     hooks: dict = field(default_factory=dict, hash=False)
+    # Instructions one libm call takes on this target, measured ({"exp": n}: expf); the simulator
+    # counts a call as that many instructions (sim.ops.lower_libm). Empty: priced by `costs`.
+    libm: dict = field(default_factory=dict, hash=False)
 
     @property
     def word_bytes(self) -> int:
