@@ -69,4 +69,59 @@ static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_w
 #include "xg_scalar.h"
 #endif
 
+#if XG_FFB == 4 && !XG_FMA && !defined(XG_NO_SIMD)
+#define XG_HAVE_MACC_WINDOW 1
+/* Float and bwn windows for a core without float SIMD (cortex-m4): GCC's vector extension would
+ * lower each 4-filter block to scalar code that round-trips it through the stack (about 8
+ * instructions per multiply-add, measured); here outputs go two at a time with their 4 + 4 sums
+ * in FPU registers and each tap's 4 weights loaded once for both. Per output and filter the same
+ * operations in the same order as xg_common.h's windows: s + x * w (no FMA on this target), taps
+ * in channel, row, tap order; bwn adds +x or -x. */
+#define XG_WINDOW_TAPS(...)                                                                           \
+    for (int c = 0; c < nc; ++c)                                                                      \
+        for (int r = 0; r < rows; ++r)                                                                \
+            for (int j = 0; j < n; ++j) {                                                             \
+                const int tap = ((c * kh + r) * n + j);                                               \
+                const float *xp = x + (size_t)c * cs + r * xrow + j;                                  \
+                __VA_ARGS__                                                                           \
+            }
+
+static inline void xg_macc_window_px(const float *restrict x, int xs, int cs, int xrow, int nc, int rows, int kh,
+                                     const float *restrict w, int n, int pb, float *restrict acc)
+{
+    int p = 0;
+    for (; p + 1 < pb; p += 2, x += 2 * xs, acc += 8) {
+        float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+        XG_WINDOW_TAPS(
+            const float w0 = w[tap * 4], w1 = w[tap * 4 + 1], w2 = w[tap * 4 + 2], w3 = w[tap * 4 + 3];
+            const float x0 = xp[0], x1 = xp[xs];
+            a0 = a0 + x0 * w0; a1 = a1 + x0 * w1; a2 = a2 + x0 * w2; a3 = a3 + x0 * w3;
+            b0 = b0 + x1 * w0; b1 = b1 + x1 * w1; b2 = b2 + x1 * w2; b3 = b3 + x1 * w3;)
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = b0; acc[5] = b1; acc[6] = b2; acc[7] = b3;
+    }
+    if (p < pb) {
+        float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        XG_WINDOW_TAPS(
+            const float x0 = xp[0];
+            a0 = a0 + x0 * w[tap * 4]; a1 = a1 + x0 * w[tap * 4 + 1];
+            a2 = a2 + x0 * w[tap * 4 + 2]; a3 = a3 + x0 * w[tap * 4 + 3];)
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+    }
+}
+
+static inline void xg_sign_window_px(const float *restrict x, int xs, int cs, int xrow, int nc, int rows, int kh,
+                                     const xg_mask_t *restrict m, int n, int pb, float *restrict acc)
+{
+    for (int p = 0; p < pb; ++p, x += xs, acc += 4) {
+        float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        XG_WINDOW_TAPS(
+            const float x0 = xp[0];
+            const unsigned mk = m[tap];
+            a0 += (mk & 1u) ? -x0 : x0; a1 += (mk & 2u) ? -x0 : x0;
+            a2 += (mk & 4u) ? -x0 : x0; a3 += (mk & 8u) ? -x0 : x0;)
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+    }
+}
+#endif
+
 #endif /* XG_SWAR_H */
