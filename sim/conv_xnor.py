@@ -74,13 +74,14 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         over = loop(words_var)
     elif kind == "swar":
         # xg_swar.h's block: words in pairs, each pair's x loaded once for the 4 filters; per
-        # filter two weight loads and XORs, per word the 2- and 4-bit SWAR steps (shift, mask,
-        # add: 3 and 4 operations), the two nibble counts added, the byte step (4), one multiply
-        # and the add of its top byte into the register sum; an odd last word of a call costs
-        # one popcount per filter. The calls' runs are taken as equal (words / calls each).
+        # filter two weight loads and XORs, per word the 2- and 4-bit SWAR steps with the masks in
+        # registers (an AND with a shifted operand and a sub; two ANDs and an add), the two nibble
+        # counts added, the byte step (two ANDs, an add), one multiply and the add of its top
+        # byte into the sum; an odd last word of a call costs one popcount per filter. The calls'
+        # runs are taken as equal (words / calls each).
         odd_calls = calls if calls and (words // calls) % 2 else 0
         pairs = (words - odd_calls) // 2
-        pair = Counter(load=2) + scaled(Counter(load=2, xor=2, shift=5, logic=8, add=5, mul=1), fb)
+        pair = Counter(load=2) + scaled(Counter(load=2, xor=2, logic=8, add=7, mul=1), fb)
         odd = Counter(load=1) + scaled({"load": 1, "xor": 1, "popcount": 1, "add": 1}, fb)
         per_call = scaled({"load": 1, "add": 1, "store": 1}, fb)          # acc[b] += s[b]
         return (scaled(pair, pairs) + scaled(odd, odd_calls) + scaled(per_call, calls) + scaled(CALL, calls)

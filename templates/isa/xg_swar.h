@@ -28,15 +28,15 @@ static inline int xg_popcount(xg_word_t x)
 /* The popcount of a ^ b plus that of c ^ d: each word's bits summed to 4-bit fields (at most 4),
  * the two added (at most 8, still one nibble), then to bytes and the bytes by one multiply. The
  * same integer as two xg_popcount calls, in 10 operations per word instead of 13. */
-static inline uint32_t xg_popcount_pair(uint32_t a, uint32_t c)
+static inline uint32_t xg_popcount_pair(uint32_t a, uint32_t c, uint32_t m1, uint32_t m2, uint32_t m4, uint32_t h)
 {
-    a = a - ((a >> 1) & 0x55555555u);
-    c = c - ((c >> 1) & 0x55555555u);
-    a = (a & 0x33333333u) + ((a >> 2) & 0x33333333u);
-    c = (c & 0x33333333u) + ((c >> 2) & 0x33333333u);
+    a = a - ((a >> 1) & m1);
+    c = c - ((c >> 1) & m1);
+    a = (a & m2) + ((a >> 2) & m2);
+    c = (c & m2) + ((c >> 2) & m2);
     a += c;
-    a = (a & 0x0F0F0F0Fu) + ((a >> 4) & 0x0F0F0F0Fu);
-    return (a * 0x01010101u) >> 24;
+    a = (a & m4) + ((a >> 4) & m4);
+    return (a * h) >> 24;
 }
 /* Four filters, 32-bit words (cortex-m4): each input word is loaded once for the four filters,
  * whose sums stay in registers, and words go two at a time through xg_popcount_pair. Measured on
@@ -45,13 +45,19 @@ static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_w
                                          xg_acc_t *restrict acc)
 {
     uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    /* The masks in registers (the empty asm hides their values), so each masking step is one
+     * AND with a shifted register operand instead of a shift and an AND with an immediate. */
+    uint32_t m1 = 0x55555555u, m2 = 0x33333333u, m4 = 0x0F0F0F0Fu, h = 0x01010101u;
+#if defined(__GNUC__) || defined(__clang__)
+    __asm__("" : "+r"(m1), "+r"(m2), "+r"(m4), "+r"(h));
+#endif
     int j = 0;
     for (; j + 1 < n; j += 2, w += 8) {
         const uint32_t x0 = x[j], x1 = x[j + 1];
-        s0 += xg_popcount_pair(x0 ^ w[0], x1 ^ w[4]);
-        s1 += xg_popcount_pair(x0 ^ w[1], x1 ^ w[5]);
-        s2 += xg_popcount_pair(x0 ^ w[2], x1 ^ w[6]);
-        s3 += xg_popcount_pair(x0 ^ w[3], x1 ^ w[7]);
+        s0 += xg_popcount_pair(x0 ^ w[0], x1 ^ w[4], m1, m2, m4, h);
+        s1 += xg_popcount_pair(x0 ^ w[1], x1 ^ w[5], m1, m2, m4, h);
+        s2 += xg_popcount_pair(x0 ^ w[2], x1 ^ w[6], m1, m2, m4, h);
+        s3 += xg_popcount_pair(x0 ^ w[3], x1 ^ w[7], m1, m2, m4, h);
     }
     if (j < n) {
         const uint32_t x0 = x[j];
