@@ -38,8 +38,8 @@ static inline uint32_t xg_popcount_pair(uint32_t a, uint32_t c, uint32_t m1, uin
     a = (a & m4) + ((a >> 4) & m4);
     return (a * h) >> 24;
 }
-/* Four filters, 32-bit words (cortex-m4): each input word is loaded once for the four filters,
- * whose sums stay in registers, and words go two at a time through xg_popcount_pair. Measured on
+/* Four filters, 32-bit words (cortex-m4): each input word is loaded once for the four filters'
+ * sums, and words go two at a time through xg_popcount_pair. Measured on
  * the emulated M4 (xnorgen measure): see docs/firmware.md. */
 static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
                                          xg_acc_t *restrict acc)
