@@ -124,11 +124,6 @@ def stream_counts(target, fb: int, calls: int, words: int) -> Counter:
 # ---------------------------------------------------------------- binarize stages
 
 
-
-
-
-
-
 def fma32(a, b, c):
     """float32 fused multiply-add, exactly as C's fmaf: round32(a*b + c) with one rounding.
     a*b is exact in float64 (24 + 24 bits); s = p + c rounds once to 53 bits and TwoSum gives
@@ -148,12 +143,6 @@ def fma32(a, b, c):
     tie = (s != r64) & (np.abs(s - r64) == np.abs(o64 - s))
     fix = tie & (e != 0) & ((o64 - r64) * e > 0)
     return np.where(fix, other, r).astype(F32)
-
-
-
-
-
-
 
 
 def box_mean(a, h, w, kernel, stride, padding, out_hw, run: bool, lanes: int = 4):
