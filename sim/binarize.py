@@ -14,7 +14,7 @@ from xnorgen.plan.tiling import BINARIZE_TILE, SUM_LANES
 from xnorgen.packing import pack_signs
 from xnorgen.plan.hooks import hook_source
 
-from .ops import loop, scaled
+from .ops import float_lanes, loop, scaled
 
 F32 = np.float32
 
@@ -45,6 +45,16 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
         per += Counter(vlogic=2, vfadd=2, chain=1) if has_a else Counter()
         per += Counter(vfmul=2, vfadd=4, vbcast=3) if has_bn else Counter()
         counts += scaled(per, tiles * c) + scaled({"vshuffle": 8, "store": 4}, tiles * wpp)
+    elif float_lanes(target) == 1:
+        # the portable hook on a core without float SIMD (cortex-m4, seen in objdump): per element
+        # the input load, a compare to 0 and the flags moved over (vcmpe, vmrs), the bit made
+        # (ite, two moves, a shift) and ORed into bits[l], which lives in memory (load, or,
+        # store); with A: |x| and its add into a[l] (load, store); with a batchnorm: a subtract,
+        # a multiply and an add, and three spilled values reloaded or stored around them
+        per = Counter(load=2, store=1, compare=2, logic=4, shift=1, branch=1)
+        per += Counter(load=1, store=1, logic=1, fadd=1) if has_a else Counter()
+        per += Counter(fadd=2, fmul=1, load=2, store=1) if has_bn else Counter()
+        counts += scaled(per, tiles * c * bt)
     else:
         # the portable hook: gcc vectorizes the float part at 128 bits and widens the compare
         # into the words; per element about 5 instructions (+1 for A, +3/4 for a batchnorm)

@@ -10,7 +10,7 @@ from .conv_xnor import F32, axis_runs
 from .loops import conv_taps, tap_mask, valid_taps
 from xnorgen.plan.hooks import hook_source
 
-from .ops import float_vector_lanes, loop, scaled
+from .ops import float_lanes, float_vector_lanes, loop, scaled
 
 POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
 
@@ -28,7 +28,14 @@ def pool(lp, target, consts, x, run: bool):
         taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
         rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
         counts = loop(c) + loop(c * ho) + scaled({"add": 3, "compare": 2}, c * ho + c * ho * wo) + loop(c * ho * wo)
-        counts += scaled(POOL_TAP, c * taps) + scaled({"store": 1, "addr": 1}, c * ho * wo)
+        # per tap one combine in a register; on a core without float SIMD (cortex-m4, seen in
+        # objdump) the interior goes through xg_pool_rows_portable, whose running outputs live in
+        # memory: per tap two loads, a compare and the flags moved over, a conditional move,
+        # a store and the loop's add, move, compare and branch
+        # (with fewer than 4 interior columns gcc unrolls the call and keeps them in registers)
+        in_memory = float_lanes(target) == 1 and interior.sum() >= 4
+        tap = Counter(load=2, compare=3, logic=2, store=1, add=2, branch=1) if in_memory else POOL_TAP
+        counts += scaled(tap, c * taps) + scaled({"store": 1, "addr": 1}, c * ho * wo)
         if tuple(layer.padding) != (0, 0):          # runtime tap bounds: the ky/kx loops stay loops
             counts += loop(c * taps) + loop(c * rows)
         if layer.type == "avgpool":
