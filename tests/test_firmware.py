@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import xnorgen
@@ -135,3 +136,21 @@ def test_libm_calls_are_priced_as_measured(tmp_path):
     for path in ("examples/digits/digits_xnor.yaml", "examples/cifar_xnor.yaml"):
         for r in run_plan(plan_network(xnorgen.load(path, weights=False), t)).layers:
             assert r.cycles >= r.instructions, (path, r.name)
+
+
+@pytest.mark.parametrize("example", ["digits/digits_bwn.yaml", "digits/digits_float.yaml"])
+def test_m4_float_and_bwn_windows_equal_the_simulator(tmp_path, example):
+    """cortex-m4's own float and bwn windows (xg_swar.h: outputs in pairs, bwn masks as +-1.0
+    weights) against the simulator, bit for bit, on the examples whose convs take them (up to
+    the logits: newlib's expf and numpy's differ in the last bit)."""
+    t = _need("cortex-m4")
+    if not firmware.can_run(t):
+        pytest.skip("no emulated Cortex-M4 here")
+    from pathlib import Path
+    src = Path(__file__).resolve().parent.parent / "examples" / example
+    doc = yaml.safe_load(src.read_text())
+    doc.update(output="fc", weights=str(src.with_suffix(".npz")))
+    (tmp_path / src.name).write_text(yaml.safe_dump(doc))
+    net = xnorgen.load(tmp_path / src.name)
+    x = random_input(net, np.random.default_rng(5), batch=3)
+    assert np.array_equal(run_on_target(net, x, "cortex-m4").reshape(3, -1), _simulated(net, t, x))

@@ -118,7 +118,22 @@ static inline void xg_macc_window_px(const float *restrict x, int xs, int cs, in
 static inline void xg_sign_window_px(const float *restrict x, int xs, int cs, int xrow, int nc, int rows, int kh,
                                      const xg_mask_t *restrict m, int n, int pb, float *restrict acc)
 {
-    for (int p = 0; p < pb; ++p, x += xs, acc += 4) {
+    /* Each tap's 4 mask bits become weights of +1.0 or -1.0 once, shared by the pair of outputs:
+     * s + x * (+-1.0) is exactly s + (+-x) (the product is exact), so the sums are the portable
+     * window's, at a multiply-add per output instead of a test and a conditional negate. */
+    int p = 0;
+    for (; p + 1 < pb; p += 2, x += 2 * xs, acc += 8) {
+        float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+        XG_WINDOW_TAPS(
+            const unsigned mk = m[tap];
+            const float w0 = (mk & 1u) ? -1.0f : 1.0f, w1 = (mk & 2u) ? -1.0f : 1.0f;
+            const float w2 = (mk & 4u) ? -1.0f : 1.0f, w3 = (mk & 8u) ? -1.0f : 1.0f;
+            const float x0 = xp[0], x1 = xp[xs];
+            a0 = a0 + x0 * w0; a1 = a1 + x0 * w1; a2 = a2 + x0 * w2; a3 = a3 + x0 * w3;
+            b0 = b0 + x1 * w0; b1 = b1 + x1 * w1; b2 = b2 + x1 * w2; b3 = b3 + x1 * w3;)
+        acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = b0; acc[5] = b1; acc[6] = b2; acc[7] = b3;
+    }
+    if (p < pb) {
         float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
         XG_WINDOW_TAPS(
             const float x0 = xp[0];
