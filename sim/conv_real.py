@@ -104,7 +104,10 @@ def real_conv_counts(lp, target) -> Counter:
     counts += loop(ng) + scaled({"add": 2, "addr": 2}, ng) + scaled({"vlogic": pb * fv}, ng) + loop(ng * c) \
         + scaled({"addr": 2}, ng * c) + scaled(CALL, calls_g)
     taps_g = calls_g * kw
-    if bwn:
+    swar = hook_source(target, "macc_window") == "swar"
+    if swar:
+        counts += swar_window_counts(bwn, calls_g, kw, pb)
+    elif bwn:
         counts += _bwn_taps(target, ffb, fv, taps_g, pb)
     else:
         counts += scaled({"vload": fv, "vlogic": 4 if sse2 else 0}, taps_g) \
@@ -113,7 +116,11 @@ def real_conv_counts(lp, target) -> Counter:
     seg = (pb - 1) * layer.stride[1] + kw                    # border groups: zero-padded row copies
     # the copy's bounds are compile-time per group, so gcc folds them: vector moves (and zeros)
     fl = float_lanes(target)
-    counts += scaled({"vload": -(-seg // fl), "store": -(-seg // fl)}, nb * int(rows_axis.sum()) * border * c)
+    copies = nb * int(rows_axis.sum()) * border * c
+    if swar:          # element by element, with the bounds test: 6 instructions each (M4 block log)
+        counts += scaled(SWAR_SEG, seg * copies)
+    else:
+        counts += scaled({"vload": -(-seg // fl), "store": -(-seg // fl)}, copies)
     # --- single columns: per (fb, oy, ox) ---
     np_ = nb * ho * single_cols
     counts += loop(np_) + scaled(PIXEL, np_)
@@ -129,7 +136,34 @@ def real_conv_counts(lp, target) -> Counter:
     outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
     counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
+    if swar:          # the M4's epilogue is a loop over the block's filters with a scattered store
+        counts += loop(outs)
     return counts + expand
+
+
+#: cortex-m4 (xg_swar.h's windows), per instruction class from the emulated M4's block log
+#: (cifar_xnor conv1, digits_float, digits_bwn; arm-none-eabi-gcc 12.2 -O2, 2026-12-05). gcc
+#: keeps a pair's 8 sums in FPU registers over one (channel, row) run of taps, not across runs:
+#: per run and pair the sums are loaded and stored (8 + 8) with the loop around them. Per tap and
+#: pair the 4 weights and 1 input are loaded (the other input is the previous tap's), 8 multiplies
+#: and 8 adds. bwn: per tap and pair the mask and 1 input loaded, the mask's 4 bits tested and
+#: made +-1.0 (a test, an it-block and two conditional moves each), 8 multiplies and 8 adds.
+SWAR_RUN_PAIR = Counter(load=10, store=8, add=3, compare=1, branch=1)
+SWAR_RUN_ODD = Counter(load=5, store=4, add=2, compare=1, branch=1)
+SWAR_TAP_PAIR = Counter(load=5, fmul=8, fadd=8, add=2, compare=1, branch=1)
+SWAR_TAP_ODD = Counter(load=5, fmul=4, fadd=4, add=1, compare=1, branch=1)
+SWAR_BWN_TAP_PAIR = Counter(load=2, logic=4, compare=5, add=8, fmul=8, fadd=8, branch=1)
+SWAR_BWN_TAP_ODD = Counter(load=2, logic=4, compare=5, add=5, fmul=4, fadd=4, branch=1)   # as the pair's
+SWAR_SEG = Counter(load=1, store=1, compare=2, branch=1, add=1)  # a border group's row copy
+
+
+def swar_window_counts(bwn: bool, runs: int, kw: int, pb: int) -> Counter:
+    """xg_swar.h's xg_macc_window_px / xg_sign_window_px over `runs` (channel, row) runs of kw
+    taps for pb outputs (pairs, then an odd one)."""
+    pairs, odd = pb // 2, pb % 2
+    counts = scaled(SWAR_RUN_PAIR, runs * pairs) + scaled(SWAR_RUN_ODD, runs * odd)
+    tap_pair, tap_odd = (SWAR_BWN_TAP_PAIR, SWAR_BWN_TAP_ODD) if bwn else (SWAR_TAP_PAIR, SWAR_TAP_ODD)
+    return counts + scaled(tap_pair, runs * kw * pairs) + scaled(tap_odd, runs * kw * odd)
 
 
 def expand_counts(lp, target) -> Counter:

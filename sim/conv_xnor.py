@@ -73,19 +73,21 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         per_call = scaled({"load": 1, "add": 1, "store": 1}, fb)          # acc[b] += s[b]
         over = loop(words_var)
     elif kind == "swar":
-        # xg_swar.h's block: words in pairs, each pair's x loaded once for the 4 filters; per
-        # filter two weight loads and XORs, per word the 2- and 4-bit SWAR steps with the masks in
-        # registers (an AND with a shifted operand and a sub; two ANDs and an add), the two nibble
-        # counts added, the byte step (two ANDs, an add), one multiply and the add of its top
-        # byte into the sum; an odd last word of a call costs one popcount per filter. The calls'
-        # runs are taken as equal (words / calls each).
+        # xg_swar.h's 4-filter block, inlined into the kernel (always_inline): words in pairs,
+        # each pair's x loaded once for the 4 filters, xg_popcount_pair per filter; an odd last
+        # word one xg_popcount per filter. Counted per instruction class from the emulated M4
+        # (qemu-system-arm block log of cifar_xnor and digits_xnor, arm-none-eabi-gcc 12.2 -O2,
+        # 2026-12-05): a pair of words for the 4 filters is 97 instructions with its loop step
+        # (13 general registers hold 4 masks, 2 pointers and the temporaries, so the 4 sums and
+        # a mask live on the stack: 6 loads and 5 stores of the 16 + 5); an odd word 66; a call
+        # 30 (the sums zeroed and added into acc[], the live registers of the caller around it).
+        assert fb == 4, "the swar block is for 4-filter blocks (targets/cortex-m4.yaml hooks)"
         odd_calls = calls if calls and (words // calls) % 2 else 0
         pairs = (words - odd_calls) // 2
-        pair = Counter(load=2) + scaled(Counter(load=2, xor=2, logic=8, add=7, mul=1), fb)
-        odd = Counter(load=1) + scaled({"load": 1, "xor": 1, "popcount": 1, "add": 1}, fb)
-        per_call = scaled({"load": 1, "add": 1, "store": 1}, fb)          # acc[b] += s[b]
-        return (scaled(pair, pairs) + scaled(odd, odd_calls) + scaled(per_call, calls) + scaled(CALL, calls)
-                + loop(pairs))
+        pair = Counter(load=16, xor=8, add=29, store=5, logic=32, mul=4)
+        odd = Counter(load=8, xor=4, add=25, shift=9, logic=16, store=4)
+        per_call = Counter(load=9, store=9, add=12)
+        return scaled(pair, pairs) + loop(pairs) + scaled(odd, odd_calls) + scaled(per_call, calls)
     else:
         groups = max(1, fb // lanes)
         vec = {"vbcast": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}   # the input word broadcast

@@ -41,7 +41,7 @@ static inline uint32_t xg_popcount_pair(uint32_t a, uint32_t c, uint32_t m1, uin
 /* Four filters, 32-bit words (cortex-m4): each input word is loaded once for the four filters'
  * sums, and words go two at a time through xg_popcount_pair. Measured on
  * the emulated M4 (xnorgen measure): see docs/firmware.md. */
-static inline void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
+static inline __attribute__((always_inline)) void xg_xor_popcount_block(const xg_word_t *restrict x, const xg_word_t *restrict w, int n,
                                          xg_acc_t *restrict acc)
 {
     uint32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
