@@ -14,7 +14,7 @@ from xnorgen.plan.tiling import BINARIZE_TILE, SUM_LANES
 from xnorgen.packing import pack_signs
 from xnorgen.plan.hooks import hook_source
 
-from .ops import float_lanes, loop, scaled
+from .ops import float_lanes, loop, scaled, simd_kind
 
 F32 = np.float32
 
@@ -55,6 +55,17 @@ def binarize_counts(target, c: int, hw: int, wpp: int, has_a: bool, has_bn: bool
         per += Counter(load=1, store=1, logic=1, fadd=1) if has_a else Counter()
         per += Counter(fadd=2, fmul=1, load=2, store=1) if has_bn else Counter()
         counts += scaled(per, tiles * c * bt)
+    elif simd_kind(target) == "neon":
+        # the portable hook on armv8 (qemu-aarch64 block log of cifar_xnor's stages, gcc 12 -O3):
+        # per channel the tile's 4 vectors of 4 pixels; per vector a compare (fcmge) and the bits
+        # made and placed in the 64-bit words (bic, two widenings, two shifts, two ORs), |x| and
+        # its add for A, the batchnorm's subtract, multiply and add; per channel its scalars
+        # loaded and broadcast
+        v = bt // 4
+        per = scaled(Counter(vfadd=1, vlogic=7), v) + Counter(load=1, vbcast=1, add=2)
+        per += scaled(Counter(vlogic=1, vfadd=1), v) + Counter(chain=1) if has_a else Counter()
+        per += scaled(Counter(vfmul=1, vfadd=2), v) + Counter(load=2, vbcast=1) if has_bn else Counter()
+        counts += scaled(per, tiles * c)
     else:
         # the portable hook: gcc vectorizes the float part at 128 bits and widens the compare
         # into the words; per element about 5 instructions (+1 for A, +3/4 for a batchnorm)
@@ -116,9 +127,20 @@ def pack_vector(x, n: int, nw: int, word_bits: int, has_beta: bool, run: bool, t
         steps = -(-n // SUM_LANES)
         counts = scaled({"vload": 1, "compare": 1, "shift": 1, "logic": 1, "vlogic": int(has_beta),
                          "vfadd": int(has_beta)}, steps) + loop(steps) + loop(nw) + scaled({"store": 1}, nw)
+    elif float_lanes(target) == 1:
+        # cortex-m4 (qemu-system-arm block log of a random network's xnor dense, 2026-12-05): per
+        # input the load, compare and flags (vcmpe, vmrs), the bit made (ite, two moves, a shift)
+        # and ORed into its word in memory (index split, load, or, store) and the loop; with
+        # beta, |x| added into its lane in memory (vabs, vadd, the lane's address, a store)
+        per = Counter(load=2, store=1, shift=2, logic=2, compare=4, add=5, branch=1)
+        per += Counter(logic=1, fadd=1, store=1, add=3) if has_beta else Counter()
+        counts = scaled(per, n) + scaled({"store": 1}, nw) + loop(nw)
     else:
         counts = scaled({"load": 1, "compare": 1, "shift": 1, "logic": 2, "store": 1, "addr": 1}, n) + loop(n) \
             + scaled({"logic": int(has_beta), "fadd": int(has_beta)}, n) + scaled({"store": 1}, nw) + loop(nw)
+        if simd_kind(target) == "neon":   # armv8 (block log of cifar_xnor fc6): the word and the
+            # beta lane live in memory, each loaded and stored per input, the index split (and, asr)
+            counts += scaled({"load": 2, "store": 1, "logic": 2, "add": 1, "compare": 1}, n)
     if has_beta:
         counts += scaled({"fadd": 1, "load": 2, "store": 1}, SUM_LANES - 1) + Counter(fdiv=1)
     if not run:

@@ -13,11 +13,11 @@ from math import prod
 
 import numpy as np
 
-from .conv_xnor import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock
+from .conv_xnor import CALL, F32, PIXEL, ROW, axis_runs, epilogue, fma32, unblock, vectorized
 from .loops import tap_mask, valid_taps
 from xnorgen.plan.hooks import hook_source
 
-from .ops import float_lanes, float_vector_lanes, loop, scaled
+from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
 
 
 def _flip(target, ffb: int, fv: int) -> dict:
@@ -62,8 +62,12 @@ def real_block_counts(target, ffb: int, bwn: bool, calls: int, taps_const: int, 
     sse2 = _sse2_only(target)
     taps = taps_const + taps_var
     counts = scaled(CALL, calls) + scaled({"vload": fv, "store": fv}, calls) + loop(taps_var)
+    if target.post_index and not bwn:       # the loop's pointer steps ride on the loads
+        counts -= Counter(add=taps_var)
     if bwn:
         counts += _bwn_taps(target, ffb, fv, taps, 1)
+        if simd_kind(target) == "neon":     # the mask byte's load (block log of a bwn dense)
+            counts += Counter(load=taps)
     else:
         counts += scaled(Counter(vload=fv, load=1, vlogic=1 if sse2 else 0) + _macc(target, fv), taps)
     return counts
@@ -106,7 +110,21 @@ def real_conv_counts(lp, target) -> Counter:
     taps_g = calls_g * kw
     swar = hook_source(target, "macc_window") == "swar"
     if swar:
-        counts += swar_window_counts(bwn, calls_g, kw, pb)
+        counts += swar_window_counts(bwn, calls_g, kw, pb, ng, c)
+    elif target.paired_loads:
+        # armv8 (qemu-aarch64 block log of digits_float, cifar_xnor and random networks' bwn 3x1
+        # convs, gcc 12 -O3): gcc keeps a run's inputs in registers, so per (channel, row) run its
+        # (pb - 1) * SW + KW inputs are loaded once, two per ldp; float: the KW weight vectors
+        # too, and the pb sums moved between registers once (mov v); bwn: per tap the mask byte
+        # loaded and made a +-1.0 vector (dup, ushl, and, shl, orr). Then one fmla per tap and output.
+        seg_in = (pb - 1) * layer.stride[1] + kw
+        counts += scaled({"load": -(-seg_in // 2)}, calls_g) + scaled(_macc(target, fv), taps_g * pb)
+        if kw == 1:     # no tap loop: the rows unrolled, a run is a compare and a branch
+            counts = counts - scaled(CALL, calls_g) + Counter(compare=calls_g, branch=calls_g)
+        if bwn:
+            counts += scaled(Counter(load=1, vlogic=fv) + Counter(_flip(target, ffb, fv)), taps_g)
+        else:
+            counts += scaled({"vload": -(-kw * fv // 2), "vlogic": pb}, calls_g)
     elif bwn:
         counts += _bwn_taps(target, ffb, fv, taps_g, pb)
     else:
@@ -119,6 +137,10 @@ def real_conv_counts(lp, target) -> Counter:
     copies = nb * int(rows_axis.sum()) * border * c
     if swar:          # element by element, with the bounds test: 6 instructions each (M4 block log)
         counts += scaled(SWAR_SEG, seg * copies)
+    elif target.paired_loads:     # armv8: gcc loads the copy's in-bounds part into the run's
+        # registers directly (counted with the run); with 8 sums it stores them after each run
+        # (cifar_xnor conv1, random stems; with 4, digits_float conv2, it does not)
+        counts += scaled({"store": pb * fv}, copies) if pb * fv > 4 else Counter()
     else:
         counts += scaled({"vload": -(-seg // fl), "store": -(-seg // fl)}, copies)
     # --- single columns: per (fb, oy, ox) ---
@@ -135,7 +157,17 @@ def real_conv_counts(lp, target) -> Counter:
     counts += real_block_counts(target, ffb, bwn, calls_s, taps_s_const, taps_s_var)
     outs = outs_g + np_ * min(ffb, f)
     has_alpha = layer.mode != "float" and layer.scale_weight
-    counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epilogue(has_alpha, False, layer.bias), outs)
+    epi = epilogue(has_alpha, False, layer.bias)
+    if simd_kind(target) == "neon" and f % ffb == 0:   # unrolled stores, one vector op per pixel
+        counts += scaled({"store": 1}, outs) + scaled(vectorized(epi), fv * (outs // min(ffb, f)))
+    elif simd_kind(target) == "neon":
+        # a partial last block: per output the sum reloaded, its scalars loaded, a store and the
+        # bound test (block log of r1 of tests/netgen.random_network, 65 filters; a fused
+        # batchnorm's loads: 3 more, its arithmetic is the epilogue's)
+        per = Counter(load=1 + epi.get("load_op", 0) + (3 if lp.epilogue else 0), store=1, compare=1, branch=1)
+        counts += scaled(per + Counter({k: v for k, v in epi.items() if k != "load_op"}), outs)
+    else:
+        counts += scaled({"store": 1, "addr": 1, "logic": 1}, outs) + scaled(epi, outs)
     if swar:          # the M4's epilogue is a loop over the block's filters with a scattered store
         counts += loop(outs)
     return counts + expand
@@ -157,12 +189,22 @@ SWAR_BWN_TAP_ODD = Counter(load=2, logic=4, compare=5, add=5, fmul=4, fadd=4, br
 SWAR_SEG = Counter(load=1, store=1, compare=2, branch=1, add=1)  # a border group's row copy
 
 
-def swar_window_counts(bwn: bool, runs: int, kw: int, pb: int) -> Counter:
+def swar_window_counts(bwn: bool, runs: int, kw: int, pb: int, calls: int, nc: int) -> Counter:
     """xg_swar.h's xg_macc_window_px / xg_sign_window_px over `runs` (channel, row) runs of kw
-    taps for pb outputs (pairs, then an odd one)."""
+    taps in `calls` calls (nc channels each) for pb outputs (pairs, then an odd one). With kw = 1
+    there is no tap loop: gcc makes the row loop the inner one and keeps the sums in registers
+    over the whole call (per channel a 7-instruction step; per tap one input more to load, since
+    the pair's second input is not the previous tap's, and two more pointer adds; r4 of
+    tests/netgen.random_network, bwn 3x1, 2026-12-05; the float window by analogy)."""
     pairs, odd = pb // 2, pb % 2
-    counts = scaled(SWAR_RUN_PAIR, runs * pairs) + scaled(SWAR_RUN_ODD, runs * odd)
     tap_pair, tap_odd = (SWAR_BWN_TAP_PAIR, SWAR_BWN_TAP_ODD) if bwn else (SWAR_TAP_PAIR, SWAR_TAP_ODD)
+    if kw == 1:
+        trips = calls
+        counts = scaled(Counter(add=5, compare=1, branch=1), calls * nc * (pairs + odd))
+        tap_pair, tap_odd = tap_pair + Counter(load=1, add=2), tap_odd + Counter(add=1)
+    else:
+        trips, counts = runs, Counter()
+    counts += scaled(SWAR_RUN_PAIR, trips * pairs) + scaled(SWAR_RUN_ODD, trips * odd)
     return counts + scaled(tap_pair, runs * kw * pairs) + scaled(tap_odd, runs * kw * odd)
 
 

@@ -34,6 +34,7 @@ ROW = {"add": 3, "compare": 2}                                         # row win
 PIXEL = {"add": 4, "compare": 3, "branch": 2, "addr": 2}               # col bounds, run select (per fb, oy, ox)
 CALL = {"add": 2, "compare": 1, "branch": 1, "addr": 2}                # one xg_*_block call (a kernel row)
 OUT = {"load": 1, "add": 2, "cvt": 1, "store": 1, "addr": 2}           # miss[b] -> n - 2*miss -> float, store
+OUT_NEON = {"add": 2, "cvt": 1, "store": 1}   # armv8 (block logs): miss[] stays in registers
 EPI_BN = {"fmul": 1, "fadd": 2, "load_op": 3}                          # y = (v - mean[f]) * scale[f] + beta[f]
 EPI_PACK = {"load": 1, "compare": 1, "logic": 1, "shift": 1, "store": 1, "addr": 1}   # pout[..] |= bit
 EPI_A = {"load": 1, "logic": 1, "fadd": 1, "store": 1}                 # aout[p] += fabsf(y)
@@ -59,13 +60,14 @@ def epilogue(has_alpha: bool, has_k: bool, has_bias: bool) -> dict:
 # ---------------------------------------------------------------- xg_xor_popcount_block
 
 def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, accumulate: bool = True,
-                 run_const: int = 0) -> Counter:
+                 run_const: int = 0, x_hoisted: int = 0) -> Counter:
     """`calls` calls of xg_xor_popcount_block(x, w, n, acc) with FB = fb filter lanes; in total
     words_const words in calls with a compile-time n (unrolled) and words_var in runtime-n calls.
     Scalar targets: per word one load of x[j], then per lane xor (weight as memory operand),
     popcount, add. SIMD targets: one vector instruction per class handles word_lanes filters
     (AVX-512: vpbroadcastq, vpxorq with the weight load, vpopcntq, vpaddq; AVX2's pshufb
-    popcount is 6 instructions; NEON: dup, ld1, eor, cnt, uadalp)."""
+    popcount is 6 instructions; NEON: dup, ld1, eor, cnt, uadalp). x_hoisted > 0: every call
+    reads the same x_hoisted input words (a dense layer), which NEON broadcasts once, before."""
     kind, lanes = hook_source(target, "xor_popcount_block"), word_lanes(target)
     words = words_const + words_var
     if kind == PORTABLE:
@@ -88,6 +90,18 @@ def block_counts(target, fb: int, calls: int, words_const: int, words_var: int, 
         odd = Counter(load=8, xor=4, add=25, shift=9, logic=16, store=4)
         per_call = Counter(load=9, store=9, add=12)
         return scaled(pair, pairs) + loop(pairs) + scaled(odd, odd_calls) + scaled(per_call, calls)
+    elif kind == "neon":
+        # xg_neon.h on armv8, from qemu-aarch64's block log of cifar_xnor's and digits_xnor's
+        # convs (aarch64-linux-gnu-gcc 12 -O3, 2026-12-05): per word the input word loaded and
+        # broadcast once for all groups (ld1r, or ldr + dup), the groups' weight vectors loaded two
+        # at a time (ldp q), then per group eor, cnt, uadalp; per call and group the sum zeroed
+        # and reduced (uaddlp twice, an add into acc). Compile-time runs are fully unrolled.
+        groups = max(1, fb // lanes)
+        x_word = Counter(load=1, vbcast=1)
+        per_word = Counter(vload=-(-groups // 2), vxor=groups, vpopcount=groups, vadd=groups)
+        per_call = scaled({"vlogic": 1, "vadd": 3}, groups) + Counter(compare=1, branch=1)
+        return (scaled(x_word, x_hoisted or words) + scaled(per_word, words) + scaled(per_call, calls)
+                + loop(-(-words_var // 2)))
     else:
         groups = max(1, fb // lanes)
         vec = {"vbcast": 1, "vload": 1, "vxor": 1, "vpopcount": 1, "vadd": 1}   # the input word broadcast
@@ -265,6 +279,8 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     vec_epi = simd_kind(target) == "avx512" and fb == float_vector_lanes(target)
     if vec_epi:                                  # one vector of the block's outputs per pixel
         counts += scaled(Counter(OUT_VEC) + vectorized(epi), nb * ho * pix)
+    elif simd_kind(target) == "neon":   # the sums move from the vector registers (fmov/umov),
+        counts += scaled(OUT_NEON, outs) + scaled(epi, outs)   # n - 2*miss, convert, store
     else:
         counts += scaled(OUT, outs) + scaled(epi, outs)
     if layer.pad_value != 0:

@@ -59,6 +59,13 @@ class Target:
     # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
     # rounding), through the ISA header's XG_VFMA where it defines one.
     fma: bool = False
+    # True if the ISA loads two neighbouring registers in one instruction (AArch64 LDP): gcc pairs
+    # the scalar input loads of a float window and the weight vectors of unrolled runs. Only the
+    # simulator's instruction counts use it (measured: docs/firmware.md).
+    paired_loads: bool = False
+    # True if gcc walks arrays with post-indexed loads (AArch64 `ldr q2, [x5], #16`): a runtime
+    # loop over taps then needs no add of its own (the simulator's instruction counts).
+    post_index: bool = False
     # Interior outputs of a stride-1 xnor conv with one word per pixel computed as vector lanes
     # (XG_PX neighbouring pixels per vector group, outputs stored contiguously); 0: off.
     pixel_lanes: int = 0
