@@ -21,3 +21,5 @@ def test_wheel_ships_templates_targets_and_simulator(tmp_path):
     for target in (ROOT / "targets").glob("*.yaml"):
         assert f"xnorgen/targets/{target.name}" in names
     assert "xnorgen/sim/__init__.py" in names and "xnorgen/cli.py" in names
+    for package in (ROOT / "xnorgen").rglob("__init__.py"):      # every subpackage, e.g. kinds/
+        assert f"xnorgen/{package.relative_to(ROOT / 'xnorgen').as_posix()}" in names, package
