@@ -12,7 +12,20 @@ from xnorgen.frontend.weights import attach_weights
 
 def load(path, weights: bool = True, weights_file=None) -> Network:
     """Read, validate and shape-check net.yaml; with weights=True also load and check its .npz
-    (weights_file: that .npz instead of the one the description names)."""
+    (weights_file: that .npz instead of the one the description names). An .onnx model is
+    imported first (xnorgen.interop.onnx_import) and then checked the same way."""
+    from pathlib import Path
+    if str(path).lower().endswith(".onnx"):
+        from xnorgen.errors import XnorgenError
+        from xnorgen.frontend.description import parse_description
+        from xnorgen.interop.onnx_import import import_onnx
+        if weights_file is not None:
+            raise XnorgenError(str(path), "--weights does not apply to an .onnx model (its weights are inside)")
+        doc, arrays = import_onnx(path)
+        net = build_graph(parse_description(doc, Path(path)))
+        if weights:
+            attach_weights(net, arrays)
+        return net
     net = build_graph(read_description(path, weights=weights_file))
     if weights:
         attach_weights(net)

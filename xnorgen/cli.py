@@ -84,6 +84,58 @@ _WEIGHTS = click.option("--weights", "weights_path", type=click.Path(dir_okay=Fa
                         help="weights .npz to use instead of the one the description names")
 
 
+@main.command(name="import")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="the net.yaml to write; its weights go beside it as <stem>.npz")
+@click.option("--force", is_flag=True, help="replace NET.yaml / NET.npz if they exist")
+@_user_errors
+def import_(model, out_path, force):
+    """Import MODEL.onnx (ONNX or QONNX; docs/onnx.md) as a net.yaml and its .npz.
+
+    The result is checked by xnorgen's front end before anything is written."""
+    import io
+
+    import yaml
+
+    from xnorgen.frontend.description import parse_description
+    from xnorgen.frontend.graph import build_graph
+    from xnorgen.frontend.weights import attach_weights
+    from xnorgen.interop.onnx_import import import_onnx
+    from xnorgen.toolchain.output import write_files
+
+    out = Path(out_path)
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise XnorgenError(str(out), "the output is a net.yaml: name it <something>.yaml")
+    npz = out.with_suffix(".npz")
+    doc, arrays = import_onnx(model)
+    doc = {"name": doc["name"], "input": doc["input"], "weights": npz.name, "output": doc["output"],
+           "layers": doc["layers"]}
+    attach_weights(build_graph(parse_description(doc, out)), arrays)      # the checks, before writing
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    text = f"# imported from {Path(model).name} by xnorgen import\n" + yaml.safe_dump(doc, sort_keys=False)
+    write_files({npz: buf.getvalue(), out: text.encode()}, force=force)
+    click.echo(f"wrote {out} and {npz}: {len(doc['layers'])} layers")
+
+
+@main.command()
+@click.argument("net", type=click.Path(dir_okay=False))
+@_WEIGHTS
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True, help="the .onnx to write")
+@click.option("--force", is_flag=True, help="replace the .onnx if it exists")
+@_user_errors
+def export(net, weights_path, out_path, force):
+    """Export NET as a standard ONNX model of its contract semantics (onnxruntime runs it)."""
+    from xnorgen.api import load
+    from xnorgen.interop.onnx_export import export_onnx
+    from xnorgen.toolchain.output import write_files
+
+    model = export_onnx(load(net, weights_file=weights_path))
+    write_files({Path(out_path): model.SerializeToString()}, force=force)
+    click.echo(f"wrote {out_path}: {len(model.graph.node)} ONNX nodes, opset {model.opset_import[0].version}")
+
+
 @main.command()
 @click.argument("net", type=click.Path(dir_okay=False))
 @click.option("--target", "-t", default="host", show_default=True, help="target name (see `xnorgen targets`)")

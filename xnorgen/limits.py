@@ -13,6 +13,9 @@ MAX_YAML_DEPTH = 32
 #: A number in net.yaml has at most this many characters (Python refuses 4,300+ digit ints slowly).
 MAX_NUMBER_CHARS = 32
 
+#: An .onnx model file, weights inside (VGG-19's fp32 weights are 550 MiB).
+MAX_ONNX_BYTES = 1 << 30
+
 #: Layers in one network: 10,000 relu layers keep gcc busy for minutes; ResNet-18 has 70.
 MAX_LAYERS = 1024
 #: Any one size field (filters, units, kernel, stride, padding, an input dimension).

@@ -230,8 +230,14 @@ def read_description(path, weights=None) -> Description:
     """Parse and validate net.yaml (fields only). Raises XnorgenError on any problem.
     weights: a weights file to use instead of the one the description names (`--weights`)."""
     path = Path(path)
+    doc = load_yaml(read_text(path, "the network description"), str(path))
+    return parse_description(doc, path, weights)
+
+
+def parse_description(doc, path: Path, weights=None) -> Description:
+    """Validate a description mapping (net.yaml's, or one an importer made from a model file at
+    path): the fields, names, layer list and output. weights: as for read_description."""
     fname = str(path)
-    doc = load_yaml(read_text(path, "the network description"), fname)
     if not isinstance(doc, dict):
         raise XnorgenError(fname, "expected a mapping with name, input and layers")
     unknown = set(doc) - _TOP

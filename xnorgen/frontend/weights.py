@@ -20,21 +20,45 @@ def needs_weights(net: Network) -> bool:
     return any(expected_params(layer, net.shapes[layer.inputs[0]]) for layer in net.layers)
 
 
-def attach_weights(net: Network) -> None:
-    """Load net.weights_path and check every array against the layer that uses it: only the
-    arrays the network uses are read, each after its .npy header (dtype, shape) is checked."""
+class ArrayDict:
+    """Arrays already in memory (an imported model's) behind NpzArrays' reading interface."""
+
+    def __init__(self, arrays: dict):
+        self.arrays, self.names = arrays, set(arrays)
+
+    def read(self, key, shape, where):
+        a = np.asarray(self.arrays[key])
+        if a.shape != tuple(shape) or a.dtype.kind not in "iuf":
+            raise XnorgenError(where, f"array {key!r} has shape {list(a.shape)} ({a.dtype}), expected {list(shape)}")
+        return a
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def attach_weights(net: Network, arrays: dict | None = None) -> None:
+    """Load net.weights_path (or take `arrays`, {"<layer>.<param>": array}, an imported model's)
+    and check every array against the layer that uses it: only the arrays the network uses are
+    read, each after its .npy header (dtype, shape) is checked."""
     if not needs_weights(net):
         return
     where = str(net.path or net.name)
-    if net.weights_path is None:
+    if arrays is not None:
+        npz, source = ArrayDict(arrays), where
+    elif net.weights_path is None:
         raise XnorgenError(where, "layers need weights but the description names no 'weights:' file")
-    try:
-        npz = NpzArrays(net.weights_path).open()
-    except XnorgenError as e:       # name the description that points at the file, too
-        raise XnorgenError(f"{where}: weights {e.where}", e.what) from None
+    else:
+        source = net.weights_path
+        try:
+            npz = NpzArrays(net.weights_path).open()
+        except XnorgenError as e:       # name the description that points at the file, too
+            raise XnorgenError(f"{where}: weights {e.where}", e.what) from None
     with npz:
         for layer in net.layers:
-            lwhere = f"{net.weights_path}: layer {layer.name}"
+            lwhere = f"{source}: layer {layer.name}"
             for pname, shape in expected_params(layer, net.shapes[layer.inputs[0]]).items():
                 key = f"{layer.name}.{pname}"
                 if key not in npz.names:

@@ -103,3 +103,32 @@ def _remove_output(old: Path) -> None:
         old.rmdir()
     except OSError:
         warnings.warn(f"{old}: the replaced output directory held new files; left in place")
+
+
+def write_files(contents: dict, force: bool = False) -> None:
+    """Write {path: bytes} all or nothing: each into a temp file beside it, then renamed over.
+    An existing path is refused unless force (xnorgen never overwrites a file it was not told
+    it may); on any failure the temp files are removed and nothing is left half-written."""
+    paths = {Path(p): data for p, data in contents.items()}
+    for p in paths:
+        if (p.exists() or p.is_symlink()) and not force:
+            raise XnorgenError(str(p), "exists; refusing to overwrite it (--force replaces it)")
+        if p.exists() and not p.is_file():
+            raise XnorgenError(str(p), "exists and is not a regular file")
+    temps = {}
+    try:
+        for p, data in paths.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
+            temps[p] = tmp
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for p, tmp in temps.items():
+            os.replace(tmp, p)
+    except OSError as e:
+        for tmp in temps.values():
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise XnorgenError(str(getattr(e, "filename", None) or next(iter(paths))),
+                           f"cannot write: {e.strerror or e}") from None

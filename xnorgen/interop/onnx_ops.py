@@ -1,0 +1,476 @@
+"""One handler per ONNX operator the importer reads: handler(importer, node, attrs) -> Val.
+
+Each either folds constants, starts or finishes a binarization pattern (onnx_import's
+docstring), adds a layer, folds a per-channel Mul / Add into the layer before it, or refuses
+with one line saying why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Val:
+    """What one ONNX tensor is to the importer (onnx_import's docstring)."""
+    kind: str                       # const | layer | bin | abs | absmean | kmap | beta | ge0
+    const: np.ndarray | None = None
+    layer: str | None = None        # the producing layer ("input" for the graph input)
+    shape: tuple = ()               # without the batch dimension (layer values)
+    scale: float = 1.0              # bin: the activation's scale
+    binary: bool = False            # const: the sign of something (+-s per filter)
+    box: tuple | None = None        # kmap: (kernel, stride, padding)
+    pad: tuple | None = None        # bin: (ph, pw, value) of a Pad of the signs with +-1
+
+#: Operators computed when all their inputs are constants.
+FOLD = {
+    "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b, "Div": lambda a, b: a / b,
+    "Neg": lambda a: -a, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": lambda a: 1.0 / a,
+    "GreaterOrEqual": lambda a, b: (a >= b).astype(np.float64), "Greater": lambda a, b: (a > b).astype(np.float64),
+    "Less": lambda a, b: (a < b).astype(np.float64), "Equal": lambda a, b: (a == b).astype(np.float64),
+    "Where": lambda c, a, b: np.where(c != 0, a, b),
+}
+
+
+def _folded(imp, node, attrs):
+    """node's value if every input is a constant, else None."""
+    ins = [imp.get(node, i) for i in range(len(node.input)) if node.input[i]]
+    if not ins or any(v.kind != "const" for v in ins):
+        return None
+    a = [v.const for v in ins]
+    op = node.op_type
+    if op in FOLD:
+        out = FOLD[op](*a)
+    elif op == "Reshape":
+        shape = [int(d) for d in a[1]]
+        shape = [a[0].shape[i] if d == 0 and not attrs.get("allowzero") else d for i, d in enumerate(shape)]
+        out = a[0].reshape(shape)
+    elif op == "Transpose":
+        out = np.transpose(a[0], attrs.get("perm"))
+    elif op == "Unsqueeze":
+        axes = attrs.get("axes", a[1].astype(int).tolist() if len(a) > 1 else [])
+        out = np.expand_dims(a[0], tuple(int(x) for x in axes))
+    elif op == "Squeeze":
+        axes = attrs.get("axes", a[1].astype(int).tolist() if len(a) > 1 else None)
+        out = np.squeeze(a[0], None if axes is None else tuple(int(x) for x in axes))
+    elif op == "Concat":
+        out = np.concatenate(a, axis=int(attrs.get("axis", 0)))
+    elif op in ("Cast", "Identity", "Dropout"):
+        out = a[0]
+    elif op == "Sign":
+        return Val("const", const=np.sign(a[0]), binary=True)
+    else:
+        imp.fail(node, "this operator on constants is not supported")
+    if out.size > 1 << 28:
+        imp.fail(node, "a folded constant is too large")
+    return Val("const", const=np.asarray(out, dtype=np.float64))
+
+
+def _constant(imp, node, attrs):
+    for k in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if k in attrs:
+            return Val("const", const=np.asarray(attrs[k], dtype=np.float64))
+    imp.fail(node, "a Constant without a numeric value")
+
+
+def _alias(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        t = imp.const(node, 2, what="training_mode as a constant")
+        if np.any(t):
+            imp.fail(node, "Dropout in training mode")
+    if node.op_type == "Cast" and attrs.get("to") not in (1, 11):        # FLOAT, DOUBLE
+        imp.fail(node, "a cast of an activation to a non-float type")
+    return imp.get(node, 0)
+
+
+# ---------------------------------------------------------------- binarization patterns
+
+def bipolar_quant(imp, node, attrs):
+    """QONNX BipolarQuant(x, s) = s where x >= 0 else -s."""
+    s = imp.const(node, 1, what="the scale")
+    x = imp.get(node, 0)
+    if x.kind == "const":
+        q = np.where(x.const >= 0, 1.0, -1.0) * s
+        return Val("const", const=q, binary=True)
+    if x.kind != "layer":
+        imp.fail(node, "BipolarQuant of an intermediate pattern")
+    if s.size != 1 or s.reshape(-1)[0] == 0:
+        imp.fail(node, "an activation's BipolarQuant needs one non-zero scale (per-channel scales are not supported)")
+    return Val("bin", layer=x.layer, shape=x.shape, scale=float(s.reshape(-1)[0]))
+
+
+def _sign(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        if np.any(v.const == 0):
+            imp.warn("sign0w", "a weight is exactly 0: ONNX Sign(0) = 0, the contract's sign(0) = +1")
+        return v
+    x = imp.activation(node)
+    imp.warn("sign0", "ONNX Sign(0) = 0 but xnorgen's sign(0) = +1: outputs differ where an input is exactly 0")
+    return Val("bin", layer=x.layer, shape=x.shape)
+
+
+def _compare(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    x, zero = imp.activation(node, 0), imp.const(node, 1)
+    if node.op_type != "GreaterOrEqual" or zero.size != 1 or zero.reshape(-1)[0] != 0:
+        imp.fail(node, "only x >= 0 (a sign) is supported on activations")
+    return Val("ge0", layer=x.layer, shape=x.shape)
+
+
+def _where(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    c, a, b = imp.get(node, 0), imp.const(node, 1), imp.const(node, 2)
+    if c.kind != "ge0" or a.size != 1 or b.size != 1 or a.reshape(-1)[0] != -b.reshape(-1)[0] or a.reshape(-1)[0] == 0:
+        imp.fail(node, "only Where(x >= 0, s, -s) (a sign) is supported on activations")
+    return Val("bin", layer=c.layer, shape=c.shape, scale=float(a.reshape(-1)[0]))
+
+
+def _pad(imp, node, attrs):
+    """Pad of a sign pattern with +-1 (the contract's pad_value), spatial and symmetric."""
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    x = imp.get(node, 0)
+    pads = imp.const(node, 1, what="constant pads").astype(int).tolist()
+    value = imp.const(node, 2, optional=True)
+    value = 0.0 if value is None else float(value.reshape(-1)[0])
+    if x.kind != "bin" or x.pad or attrs.get("mode", "constant") != "constant" or len(pads) != 8:
+        imp.fail(node, "only a constant Pad of binarized [1, C, H, W] activations is supported (pad_value)")
+    if pads[:2] != [0, 0] or pads[4:6] != [0, 0] or pads[2:4] != pads[6:8] or value / x.scale not in (1.0, -1.0):
+        imp.fail(node, f"pads {pads} with {value}: the contract pads H and W alike with +1 or -1 (pad_value)")
+    return Val("bin", layer=x.layer, shape=x.shape, scale=x.scale, pad=(pads[2], pads[3], int(value / x.scale)))
+
+
+def _abs(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    x = imp.activation(node)
+    return Val("abs", layer=x.layer, shape=x.shape)
+
+
+def _reduce_mean(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    x = imp.get(node, 0)
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = imp.const(node, 1).astype(int).tolist()
+    rank = len(x.shape) + 1
+    axes = sorted(int(a) % rank for a in (axes if axes is not None else range(rank)))
+    if x.kind == "abs" and len(x.shape) == 3 and axes == [1] and attrs.get("keepdims", 1):
+        return Val("absmean", layer=x.layer, shape=(1, *x.shape[1:]))
+    if x.kind == "abs" and axes in (list(range(1, rank)), list(range(rank))):
+        return Val("beta", layer=x.layer)
+    imp.fail(node, "only mean|x| over the channels (the paper's A) or over a whole vector (dense's beta) is supported")
+
+
+# ---------------------------------------------------------------- geometry
+
+def _spatial(imp, node, attrs, kernel):
+    """(stride, padding) of a Conv or pool node, padding symmetric as the contract's."""
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        imp.fail(node, "dilations are not supported")
+    stride = list(attrs.get("strides", [1, 1]))
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if stride != [1, 1] or any(k % 2 == 0 for k in kernel):
+            imp.fail(node, f"auto_pad {auto} with an even kernel or a stride pads asymmetrically; the contract cannot")
+        pads = [(kernel[0] - 1) // 2, (kernel[1] - 1) // 2] * 2
+    elif auto == "VALID":
+        pads = [0, 0, 0, 0]
+    if len(stride) != 2 or len(pads) != 4:
+        imp.fail(node, "only 2-D operators on [1, C, H, W] are supported")
+    if pads[0] != pads[2] or pads[1] != pads[3]:
+        imp.fail(node, f"asymmetric padding {pads}: the contract pads both sides alike")
+    return stride, pads[:2]
+
+
+def _out_hw(imp, node, shape, kernel, stride, pad):
+    ho = (shape[1] + 2 * pad[0] - kernel[0]) // stride[0] + 1
+    wo = (shape[2] + 2 * pad[1] - kernel[1]) // stride[1] + 1
+    if ho < 1 or wo < 1:
+        imp.fail(node, "the window does not fit the input")
+    return ho, wo
+
+
+# ---------------------------------------------------------------- conv and dense
+
+def _binary_scale(w: np.ndarray):
+    """Per output unit a_f if every weight of it is +-a_f (a_f > 0), else None."""
+    a = np.abs(w.reshape(len(w), -1))
+    if np.all(a > 0) and np.all(a == a[:, :1]):
+        return a[:, 0]
+    return None
+
+
+def _weights_and_mode(imp, node, x, w, wbinary):
+    """(input layer, effective weights, mode): xnor for a binarized input into binary weights;
+    a binarized input into real weights goes through a `sign` layer first (float conv)."""
+    if x.kind == "bin":
+        w = w * x.scale
+        if wbinary or _binary_scale(w) is not None:
+            return x.layer, w, "xnor"
+        sign = imp.add_layer(node, {"type": "sign", "inputs": [x.layer]}, x.shape, suffix="_sign")
+        return sign.layer, w, "float"
+    if x.kind != "layer":
+        imp.fail(node, f"its input is an intermediate ({x.kind}), not a layer output")
+    return x.layer, w, ("bwn" if wbinary or _binary_scale(w) is not None else "float")
+
+
+def _conv(imp, node, attrs):
+    x = imp.get(node, 0)
+    wv = imp.get(node, 1)
+    if wv.kind != "const":
+        imp.fail(node, "the weights must be constants")
+    w = wv.const
+    if w.ndim != 4:
+        imp.fail(node, "only 2-D convolutions are supported")
+    kernel = list(w.shape[2:])
+    if list(attrs.get("kernel_shape", kernel)) != kernel:
+        imp.fail(node, "kernel_shape disagrees with the weights")
+    stride, pad = _spatial(imp, node, attrs, kernel)
+    pad_value = 0
+    if x.kind == "bin" and x.pad:
+        if any(pad):
+            imp.fail(node, "a convolution that pads an already padded input")
+        pad, pad_value = list(x.pad[:2]), x.pad[2]
+    if x.kind == "absmean":          # the paper's K as a constant box filter over A
+        if w.shape[:2] != (1, 1) or not np.allclose(w, 1.0 / (kernel[0] * kernel[1]), rtol=1e-6, atol=0) \
+                or imp.get(node, 2, optional=True) is not None:
+            imp.fail(node, "a convolution of mean|x| that is not a box filter (K)")
+        return Val("kmap", layer=x.layer, box=(kernel, stride, pad))
+    if attrs.get("group", 1) != 1:
+        imp.fail(node, "grouped or depthwise convolutions are not supported")
+    src = x
+    if len(src.shape) != 3 or w.shape[1] != src.shape[0]:
+        imp.fail(node, f"weights {list(w.shape)} do not fit the input {list(src.shape)}")
+    b = imp.const(node, 2, optional=True)
+    layer_in, w, mode = _weights_and_mode(imp, node, x, w, wv.binary)
+    ho, wo = _out_hw(imp, node, src.shape, kernel, stride, pad)
+    spec = {"type": "conv2d", "inputs": [layer_in], "filters": int(w.shape[0]), "kernel": kernel,
+            "stride": stride, "padding": pad, "mode": mode, "bias": b is not None}
+    if mode == "xnor":
+        spec["scale_input"] = False
+        if pad_value:
+            spec["pad_value"] = pad_value
+    elif pad_value:
+        imp.fail(node, "a +-1 padding into real-valued weights: the contract pads those with zeros")
+    params = {"weight": w, **({"bias": b} if b is not None else {})}
+    out = imp.add_layer(node, spec, (int(w.shape[0]), ho, wo), params)
+    imp.pending[node.output[0]] = out.layer
+    return out
+
+
+def _dense(imp, node, attrs):
+    x = imp.get(node, 0)
+    wv = imp.get(node, 1)
+    if wv.kind != "const":
+        imp.fail(node, "the weights must be constants")
+    if node.op_type == "Gemm":
+        if attrs.get("transA", 0):
+            imp.fail(node, "transA is not supported")
+        w = wv.const if attrs.get("transB", 0) else wv.const.T
+        w = w * float(attrs.get("alpha", 1.0))
+        b = imp.const(node, 2, optional=True)
+        b = None if b is None else np.broadcast_to(b * float(attrs.get("beta", 1.0)), (w.shape[0],)).copy()
+    else:
+        w, b = wv.const.T, None
+    src = x
+    if w.ndim != 2 or len(src.shape) != 1 or w.shape[1] != src.shape[0]:
+        imp.fail(node, f"weights {list(w.shape)} do not fit the input {list(src.shape)} (a vector)")
+    layer_in, w, mode = _weights_and_mode(imp, node, x, w, wv.binary)
+    spec = {"type": "dense", "inputs": [layer_in], "units": int(w.shape[0]), "mode": mode, "bias": b is not None}
+    if mode == "xnor":
+        spec["scale_input"] = False
+    out = imp.add_layer(node, spec, (int(w.shape[0]),), {"weight": w, **({"bias": b} if b is not None else {})})
+    imp.pending[node.output[0]] = out.layer
+    return out
+
+
+def _per_unit(imp, node, c, units, spatial):
+    """A constant that broadcasts per output unit ([1, F, 1, 1], [F, 1, 1], [1, F], [F], scalar)."""
+    c = np.asarray(c, dtype=np.float64)
+    if c.size == 1:
+        return np.full(units, float(c.reshape(-1)[0]))
+    shapes = [(1, units, 1, 1), (units, 1, 1)] if spatial else [(1, units), (units,)]
+    if c.shape not in shapes:
+        imp.fail(node, f"a constant of shape {list(c.shape)} is not per output channel")
+    return c.reshape(-1)
+
+
+def _fold_target(imp, node):
+    """(input index of the layer tensor, its pending layer spec) if node may fold into it."""
+    for i in (0, 1):
+        t = node.input[i]
+        name = imp.pending.get(t)
+        if name is not None and imp.uses.get(t, 0) == 1:
+            spec = next(s for s in imp.layers if s["name"] == name)
+            return i, spec
+    return None, None
+
+
+def _mul(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    a, b = imp.get(node, 0), imp.get(node, 1)
+    if {a.kind, b.kind} == {"bin", "const"}:            # sign(x) * s: a scaled sign
+        bv, cv = (a, b) if a.kind == "bin" else (b, a)
+        if cv.const.size == 1 and cv.const.reshape(-1)[0] != 0:
+            return Val("bin", layer=bv.layer, shape=bv.shape, scale=bv.scale * float(cv.const.reshape(-1)[0]))
+    i, spec = _fold_target(imp, node)
+    if spec is None:
+        imp.fail(node, "a product xnorgen cannot fold: only per-channel constants, K and beta after a conv/dense")
+    return _fold_product(imp, node, i, spec, imp.get(node, 1 - i))
+
+
+def _div(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    c = imp.const(node, 1, what="a constant divisor")
+    i, spec = _fold_target(imp, node)
+    if spec is None or i != 0 or np.any(c == 0):
+        imp.fail(node, "a quotient xnorgen cannot fold: only a conv/dense output by a non-zero per-channel constant")
+    return _fold_product(imp, node, 0, spec, Val("const", const=1.0 / c))
+
+
+def _fold_product(imp, node, i, spec, other):
+    """Fold `other` (a per-channel constant, K or beta) into the pending layer `spec`."""
+    name = spec["name"]
+    units = spec.get("filters", spec.get("units"))
+    if other.kind == "const":
+        c = _per_unit(imp, node, other.const, units, spec["type"] == "conv2d")
+        w = imp.arrays[f"{name}.weight"].astype(np.float64)
+        imp.arrays[f"{name}.weight"] = (w * c.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        if spec["bias"]:
+            imp.arrays[f"{name}.bias"] = (imp.arrays[f"{name}.bias"] * c).astype(np.float32)
+    elif other.kind in ("kmap", "beta") and spec["mode"] == "xnor" and not spec.get("scale_input", True):
+        if spec["bias"]:
+            imp.fail(node, "K or beta applied after the bias; the contract applies them before it")
+        if other.layer != spec["inputs"][0]:
+            imp.fail(node, "K or beta of a tensor other than the layer's input")
+        if (other.kind == "kmap") != (spec["type"] == "conv2d"):
+            imp.fail(node, "K belongs to a conv2d, beta to a dense layer")
+        if other.kind == "kmap" and other.box != (spec["kernel"], spec["stride"], spec["padding"]):
+            imp.fail(node, "K's box filter does not match the convolution's kernel, stride and padding")
+        spec["scale_input"] = True
+    else:
+        imp.fail(node, f"a product with {other.kind}: xnorgen folds per-channel constants, K and beta only")
+    imp.pending[node.output[0]] = name
+    return Val("layer", layer=name, shape=imp.get(node, i).shape)
+
+
+def _add(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    a, b = imp.get(node, 0), imp.get(node, 1)
+    if a.kind == "layer" and b.kind == "layer":
+        if a.shape != b.shape:
+            imp.fail(node, f"adds shapes {list(a.shape)} and {list(b.shape)}; xnorgen adds equal shapes only")
+        return imp.add_layer(node, {"type": "add", "inputs": [a.layer, b.layer]}, a.shape)
+    i, spec = _fold_target(imp, node)
+    other = imp.get(node, 1 - i) if spec is not None else None
+    if spec is None or other.kind != "const":
+        imp.fail(node, "an addition xnorgen cannot express: two layer outputs, or a per-channel bias after conv/dense")
+    name = spec["name"]
+    c = _per_unit(imp, node, other.const, spec.get("filters", spec.get("units")), spec["type"] == "conv2d")
+    old = imp.arrays.get(f"{name}.bias")
+    imp.arrays[f"{name}.bias"] = (c if old is None else old.astype(np.float64) + c).astype(np.float32)
+    spec["bias"] = True
+    imp.pending[node.output[0]] = name
+    return Val("layer", layer=name, shape=imp.get(node, i).shape)
+
+
+# ---------------------------------------------------------------- other layers
+
+def _batchnorm(imp, node, attrs):
+    x = imp.activation(node)
+    if attrs.get("training_mode", 0):
+        imp.fail(node, "BatchNormalization in training mode")
+    g, b, m, v = (imp.const(node, i) for i in (1, 2, 3, 4))
+    c = x.shape[0]
+    if any(a.shape != (c,) for a in (g, b, m, v)):
+        imp.fail(node, f"its parameters are not [{c}]")
+    eps = float(attrs.get("epsilon", 1e-5))
+    return imp.add_layer(node, {"type": "batchnorm", "inputs": [x.layer], "eps": eps}, x.shape, {"gamma": g, "beta": b, "mean": m, "var": v})
+
+
+def _elementwise(imp, node, attrs):
+    x = imp.activation(node)
+    spec = {"type": {"Relu": "relu", "LeakyRelu": "leaky_relu"}[node.op_type], "inputs": [x.layer]}
+    if node.op_type == "LeakyRelu":
+        slope = float(attrs.get("alpha", 0.01))
+        if not 0 <= slope <= 1:
+            imp.fail(node, f"alpha {slope} outside [0, 1]")
+        spec["slope"] = slope
+    return imp.add_layer(node, spec, x.shape)
+
+
+def _pool(imp, node, attrs):
+    x = imp.get(node, 0)
+    if node.op_type == "AveragePool" and x.kind == "absmean":
+        kernel = list(attrs["kernel_shape"])
+        stride, pad = _spatial(imp, node, attrs, kernel)
+        if any(pad) and not attrs.get("count_include_pad", 0):
+            imp.fail(node, "K divides by the kernel area: count_include_pad must be 1")
+        return Val("kmap", layer=x.layer, box=(kernel, stride, pad))
+    x = imp.activation(node)
+    if len(x.shape) != 3:
+        imp.fail(node, "pools take [1, C, H, W]")
+    kind = "maxpool" if "Max" in node.op_type else "avgpool"
+    if node.op_type.startswith("Global"):
+        return imp.add_layer(node, {"type": kind, "inputs": [x.layer], "global": True}, (x.shape[0], 1, 1))
+    kernel = list(attrs.get("kernel_shape", []))
+    if len(kernel) != 2:
+        imp.fail(node, "only 2-D pools are supported")
+    if attrs.get("ceil_mode", 0):
+        imp.fail(node, "ceil_mode is not supported (the contract floors)")
+    stride, pad = _spatial(imp, node, attrs, kernel)
+    if kind == "avgpool" and any(pad) and not attrs.get("count_include_pad", 0):
+        imp.fail(node, "count_include_pad 0 with padding: the contract's average divides by the kernel area")
+    ho, wo = _out_hw(imp, node, x.shape, kernel, stride, pad)
+    return imp.add_layer(node, {"type": kind, "inputs": [x.layer], "kernel": kernel, "stride": stride, "padding": pad},
+                         (x.shape[0], ho, wo))
+
+
+def _flatten(imp, node, attrs):
+    if (v := _folded(imp, node, attrs)) is not None:
+        return v
+    x = imp.activation(node)
+    if node.op_type == "Flatten":
+        if attrs.get("axis", 1) != 1:
+            imp.fail(node, "Flatten with an axis other than 1")
+    else:
+        shape = [int(d) for d in imp.const(node, 1, what="a constant shape")]
+        n = int(np.prod(x.shape))
+        if shape not in ([1, -1], [1, n], [-1, n], [0, -1], [0, n], [n], [-1]):
+            imp.fail(node, f"a reshape to {shape[:6]}; xnorgen reshapes only to a vector (flatten)")
+    if len(x.shape) == 1:
+        return x
+    return imp.add_layer(node, {"type": "flatten", "inputs": [x.layer]}, (int(np.prod(x.shape)),))
+
+
+def _softmax(imp, node, attrs):
+    x = imp.activation(node)
+    if len(x.shape) != 1:
+        imp.fail(node, "Softmax over a [C, H, W] tensor: ONNX takes it per axis, the contract over the whole; "
+                       "flatten first")
+    return imp.add_layer(node, {"type": "softmax", "inputs": [x.layer]}, x.shape)
+
+
+HANDLERS = {
+    "Constant": _constant, "Identity": _alias, "Dropout": _alias, "Cast": _alias,
+    "Sign": _sign, "GreaterOrEqual": _compare, "Greater": _compare, "Where": _where,
+    "Abs": _abs, "ReduceMean": _reduce_mean, "Pad": _pad,
+    "Conv": _conv, "Gemm": _dense, "MatMul": _dense,
+    "Mul": _mul, "Add": _add, "Div": _div,
+    "BatchNormalization": _batchnorm, "Relu": _elementwise, "LeakyRelu": _elementwise,
+    "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _pool, "GlobalMaxPool": _pool,
+    "Flatten": _flatten, "Reshape": _flatten, "Softmax": _softmax,
+    **{op: lambda imp, node, attrs: _folded(imp, node, attrs) or imp.fail(node, "supported on constants only")
+       for op in ("Sub", "Neg", "Sqrt", "Reciprocal", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Less", "Equal")},
+}
