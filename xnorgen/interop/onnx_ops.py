@@ -395,7 +395,7 @@ def _batchnorm(imp, node, attrs):
     c = x.shape[0]
     if any(a.shape != (c,) for a in (g, b, m, v)):
         imp.fail(node, f"its parameters are not [{c}]")
-    eps = float(attrs.get("epsilon", 1e-5))
+    eps = float(str(np.float32(attrs.get("epsilon", 1e-5))))   # the float32 attribute's shortest decimal
     return imp.add_layer(node, {"type": "batchnorm", "inputs": [x.layer], "eps": eps}, x.shape, {"gamma": g, "beta": b, "mean": m, "var": v})
 
 
