@@ -56,6 +56,9 @@ def _folded(imp, node, attrs):
         out = np.squeeze(a[0], None if axes is None else tuple(int(x) for x in axes))
     elif op == "Concat":
         out = np.concatenate(a, axis=int(attrs.get("axis", 0)))
+    elif op == "ReduceMean":
+        axes = attrs.get("axes", a[1].astype(int).tolist() if len(a) > 1 else None)
+        out = a[0].mean(axis=None if axes is None else tuple(int(x) for x in axes), keepdims=bool(attrs.get("keepdims", 1)))
     elif op in ("Cast", "Identity", "Dropout"):
         out = a[0]
     elif op == "Sign":
@@ -125,9 +128,10 @@ def _where(imp, node, attrs):
     if (v := _folded(imp, node, attrs)) is not None:
         return v
     c, a, b = imp.get(node, 0), imp.const(node, 1), imp.const(node, 2)
-    if c.kind != "ge0" or a.size != 1 or b.size != 1 or a.reshape(-1)[0] != -b.reshape(-1)[0] or a.reshape(-1)[0] == 0:
+    uniform = a.size and b.size and np.all(a == a.flat[0]) and np.all(b == b.flat[0])   # ones_like(x) too
+    if c.kind != "ge0" or not uniform or a.flat[0] != -b.flat[0] or a.flat[0] == 0 or a.ndim > len(c.shape) + 1:
         imp.fail(node, "only Where(x >= 0, s, -s) (a sign) is supported on activations")
-    return Val("bin", layer=c.layer, shape=c.shape, scale=float(a.reshape(-1)[0]))
+    return Val("bin", layer=c.layer, shape=c.shape, scale=float(a.flat[0]))
 
 
 def _pad(imp, node, attrs):

@@ -117,6 +117,8 @@ def write_files(contents: dict, force: bool = False) -> None:
             raise XnorgenError(str(p), "exists and is not a regular file")
     temps = {}
     try:
+        for p in paths:                                  # the user named this path: make its folder
+            p.parent.mkdir(parents=True, exist_ok=True)
         for p, data in paths.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
             temps[p] = tmp
