@@ -149,7 +149,7 @@ class Importer:
         elif node.domain not in ("", "ai.onnx"):
             self.fail(node, f"operator domain {short(node.domain)} is not supported")
         else:
-            handler = onnx_ops.HANDLERS.get(node.op_type)
+            handler = onnx_ops.handlers().get(node.op_type)
             if handler is None:
                 self.fail(node, f"operator {node.op_type} is not supported (docs/onnx.md lists what is)")
         if len(node.output) != 1 and node.op_type not in ("Dropout", "MaxPool", "BatchNormalization"):

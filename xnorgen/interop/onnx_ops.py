@@ -33,7 +33,7 @@ FOLD = {
 }
 
 
-def _folded(imp, node, attrs):
+def folded(imp, node, attrs):
     """node's value if every input is a constant, else None."""
     ins = [imp.get(node, i) for i in range(len(node.input)) if node.input[i]]
     if not ins or any(v.kind != "const" for v in ins):
@@ -78,7 +78,7 @@ def _constant(imp, node, attrs):
 
 
 def _alias(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
         t = imp.const(node, 2, what="training_mode as a constant")
@@ -106,7 +106,7 @@ def bipolar_quant(imp, node, attrs):
 
 
 def _sign(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         if np.any(v.const == 0):
             imp.warn("sign0w", "a weight is exactly 0: ONNX Sign(0) = 0, the contract's sign(0) = +1")
         return v
@@ -116,7 +116,7 @@ def _sign(imp, node, attrs):
 
 
 def _compare(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     x, zero = imp.activation(node, 0), imp.const(node, 1)
     if node.op_type != "GreaterOrEqual" or zero.size != 1 or zero.reshape(-1)[0] != 0:
@@ -125,7 +125,7 @@ def _compare(imp, node, attrs):
 
 
 def _where(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     c, a, b = imp.get(node, 0), imp.const(node, 1), imp.const(node, 2)
     uniform = a.size and b.size and np.all(a == a.flat[0]) and np.all(b == b.flat[0])   # ones_like(x) too
@@ -136,7 +136,7 @@ def _where(imp, node, attrs):
 
 def _pad(imp, node, attrs):
     """Pad of a sign pattern with +-1 (the contract's pad_value), spatial and symmetric."""
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     x = imp.get(node, 0)
     pads = imp.const(node, 1, what="constant pads").astype(int).tolist()
@@ -150,14 +150,14 @@ def _pad(imp, node, attrs):
 
 
 def _abs(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     x = imp.activation(node)
     return Val("abs", layer=x.layer, shape=x.shape)
 
 
 def _reduce_mean(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     x = imp.get(node, 0)
     axes = attrs.get("axes")
@@ -174,7 +174,7 @@ def _reduce_mean(imp, node, attrs):
 
 # ---------------------------------------------------------------- geometry
 
-def _spatial(imp, node, attrs, kernel):
+def spatial(imp, node, attrs, kernel):
     """(stride, padding) of a Conv or pool node, padding symmetric as the contract's."""
     if any(d != 1 for d in attrs.get("dilations", [1, 1])):
         imp.fail(node, "dilations are not supported")
@@ -194,199 +194,12 @@ def _spatial(imp, node, attrs, kernel):
     return stride, pads[:2]
 
 
-def _out_hw(imp, node, shape, kernel, stride, pad):
+def out_hw(imp, node, shape, kernel, stride, pad):
     ho = (shape[1] + 2 * pad[0] - kernel[0]) // stride[0] + 1
     wo = (shape[2] + 2 * pad[1] - kernel[1]) // stride[1] + 1
     if ho < 1 or wo < 1:
         imp.fail(node, "the window does not fit the input")
     return ho, wo
-
-
-# ---------------------------------------------------------------- conv and dense
-
-def _binary_scale(w: np.ndarray):
-    """Per output unit a_f if every weight of it is +-a_f (a_f > 0), else None."""
-    a = np.abs(w.reshape(len(w), -1))
-    if np.all(a > 0) and np.all(a == a[:, :1]):
-        return a[:, 0]
-    return None
-
-
-def _weights_and_mode(imp, node, x, w, wbinary):
-    """(input layer, effective weights, mode): xnor for a binarized input into binary weights;
-    a binarized input into real weights goes through a `sign` layer first (float conv)."""
-    if x.kind == "bin":
-        w = w * x.scale
-        if wbinary or _binary_scale(w) is not None:
-            return x.layer, w, "xnor"
-        sign = imp.add_layer(node, {"type": "sign", "inputs": [x.layer]}, x.shape, suffix="_sign")
-        return sign.layer, w, "float"
-    if x.kind != "layer":
-        imp.fail(node, f"its input is an intermediate ({x.kind}), not a layer output")
-    return x.layer, w, ("bwn" if wbinary or _binary_scale(w) is not None else "float")
-
-
-def _conv(imp, node, attrs):
-    x = imp.get(node, 0)
-    wv = imp.get(node, 1)
-    if wv.kind != "const":
-        imp.fail(node, "the weights must be constants")
-    w = wv.const
-    if w.ndim != 4:
-        imp.fail(node, "only 2-D convolutions are supported")
-    kernel = list(w.shape[2:])
-    if list(attrs.get("kernel_shape", kernel)) != kernel:
-        imp.fail(node, "kernel_shape disagrees with the weights")
-    stride, pad = _spatial(imp, node, attrs, kernel)
-    pad_value = 0
-    if x.kind == "bin" and x.pad:
-        if any(pad):
-            imp.fail(node, "a convolution that pads an already padded input")
-        pad, pad_value = list(x.pad[:2]), x.pad[2]
-    if x.kind == "absmean":          # the paper's K as a constant box filter over A
-        if w.shape[:2] != (1, 1) or not np.allclose(w, 1.0 / (kernel[0] * kernel[1]), rtol=1e-6, atol=0) \
-                or imp.get(node, 2, optional=True) is not None:
-            imp.fail(node, "a convolution of mean|x| that is not a box filter (K)")
-        return Val("kmap", layer=x.layer, box=(kernel, stride, pad))
-    if attrs.get("group", 1) != 1:
-        imp.fail(node, "grouped or depthwise convolutions are not supported")
-    src = x
-    if len(src.shape) != 3 or w.shape[1] != src.shape[0]:
-        imp.fail(node, f"weights {list(w.shape)} do not fit the input {list(src.shape)}")
-    b = imp.const(node, 2, optional=True)
-    layer_in, w, mode = _weights_and_mode(imp, node, x, w, wv.binary)
-    ho, wo = _out_hw(imp, node, src.shape, kernel, stride, pad)
-    spec = {"type": "conv2d", "inputs": [layer_in], "filters": int(w.shape[0]), "kernel": kernel,
-            "stride": stride, "padding": pad, "mode": mode, "bias": b is not None}
-    if mode == "xnor":
-        spec["scale_input"] = False
-        if pad_value:
-            spec["pad_value"] = pad_value
-    elif pad_value:
-        imp.fail(node, "a +-1 padding into real-valued weights: the contract pads those with zeros")
-    params = {"weight": w, **({"bias": b} if b is not None else {})}
-    out = imp.add_layer(node, spec, (int(w.shape[0]), ho, wo), params)
-    imp.pending[node.output[0]] = out.layer
-    return out
-
-
-def _dense(imp, node, attrs):
-    x = imp.get(node, 0)
-    wv = imp.get(node, 1)
-    if wv.kind != "const":
-        imp.fail(node, "the weights must be constants")
-    if node.op_type == "Gemm":
-        if attrs.get("transA", 0):
-            imp.fail(node, "transA is not supported")
-        w = wv.const if attrs.get("transB", 0) else wv.const.T
-        w = w * float(attrs.get("alpha", 1.0))
-        b = imp.const(node, 2, optional=True)
-        b = None if b is None else np.broadcast_to(b * float(attrs.get("beta", 1.0)), (w.shape[0],)).copy()
-    else:
-        w, b = wv.const.T, None
-    src = x
-    if w.ndim != 2 or len(src.shape) != 1 or w.shape[1] != src.shape[0]:
-        imp.fail(node, f"weights {list(w.shape)} do not fit the input {list(src.shape)} (a vector)")
-    layer_in, w, mode = _weights_and_mode(imp, node, x, w, wv.binary)
-    spec = {"type": "dense", "inputs": [layer_in], "units": int(w.shape[0]), "mode": mode, "bias": b is not None}
-    if mode == "xnor":
-        spec["scale_input"] = False
-    out = imp.add_layer(node, spec, (int(w.shape[0]),), {"weight": w, **({"bias": b} if b is not None else {})})
-    imp.pending[node.output[0]] = out.layer
-    return out
-
-
-def _per_unit(imp, node, c, units, spatial):
-    """A constant that broadcasts per output unit ([1, F, 1, 1], [F, 1, 1], [1, F], [F], scalar)."""
-    c = np.asarray(c, dtype=np.float64)
-    if c.size == 1:
-        return np.full(units, float(c.reshape(-1)[0]))
-    shapes = [(1, units, 1, 1), (units, 1, 1)] if spatial else [(1, units), (units,)]
-    if c.shape not in shapes:
-        imp.fail(node, f"a constant of shape {list(c.shape)} is not per output channel")
-    return c.reshape(-1)
-
-
-def _fold_target(imp, node):
-    """(input index of the layer tensor, its pending layer spec) if node may fold into it."""
-    for i in (0, 1):
-        t = node.input[i]
-        name = imp.pending.get(t)
-        if name is not None and imp.uses.get(t, 0) == 1:
-            spec = next(s for s in imp.layers if s["name"] == name)
-            return i, spec
-    return None, None
-
-
-def _mul(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
-        return v
-    a, b = imp.get(node, 0), imp.get(node, 1)
-    if {a.kind, b.kind} == {"bin", "const"}:            # sign(x) * s: a scaled sign
-        bv, cv = (a, b) if a.kind == "bin" else (b, a)
-        if cv.const.size == 1 and cv.const.reshape(-1)[0] != 0:
-            return Val("bin", layer=bv.layer, shape=bv.shape, scale=bv.scale * float(cv.const.reshape(-1)[0]))
-    i, spec = _fold_target(imp, node)
-    if spec is None:
-        imp.fail(node, "a product xnorgen cannot fold: only per-channel constants, K and beta after a conv/dense")
-    return _fold_product(imp, node, i, spec, imp.get(node, 1 - i))
-
-
-def _div(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
-        return v
-    c = imp.const(node, 1, what="a constant divisor")
-    i, spec = _fold_target(imp, node)
-    if spec is None or i != 0 or np.any(c == 0):
-        imp.fail(node, "a quotient xnorgen cannot fold: only a conv/dense output by a non-zero per-channel constant")
-    return _fold_product(imp, node, 0, spec, Val("const", const=1.0 / c))
-
-
-def _fold_product(imp, node, i, spec, other):
-    """Fold `other` (a per-channel constant, K or beta) into the pending layer `spec`."""
-    name = spec["name"]
-    units = spec.get("filters", spec.get("units"))
-    if other.kind == "const":
-        c = _per_unit(imp, node, other.const, units, spec["type"] == "conv2d")
-        w = imp.arrays[f"{name}.weight"].astype(np.float64)
-        imp.arrays[f"{name}.weight"] = (w * c.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
-        if spec["bias"]:
-            imp.arrays[f"{name}.bias"] = (imp.arrays[f"{name}.bias"] * c).astype(np.float32)
-    elif other.kind in ("kmap", "beta") and spec["mode"] == "xnor" and not spec.get("scale_input", True):
-        if spec["bias"]:
-            imp.fail(node, "K or beta applied after the bias; the contract applies them before it")
-        if other.layer != spec["inputs"][0]:
-            imp.fail(node, "K or beta of a tensor other than the layer's input")
-        if (other.kind == "kmap") != (spec["type"] == "conv2d"):
-            imp.fail(node, "K belongs to a conv2d, beta to a dense layer")
-        if other.kind == "kmap" and other.box != (spec["kernel"], spec["stride"], spec["padding"]):
-            imp.fail(node, "K's box filter does not match the convolution's kernel, stride and padding")
-        spec["scale_input"] = True
-    else:
-        imp.fail(node, f"a product with {other.kind}: xnorgen folds per-channel constants, K and beta only")
-    imp.pending[node.output[0]] = name
-    return Val("layer", layer=name, shape=imp.get(node, i).shape)
-
-
-def _add(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
-        return v
-    a, b = imp.get(node, 0), imp.get(node, 1)
-    if a.kind == "layer" and b.kind == "layer":
-        if a.shape != b.shape:
-            imp.fail(node, f"adds shapes {list(a.shape)} and {list(b.shape)}; xnorgen adds equal shapes only")
-        return imp.add_layer(node, {"type": "add", "inputs": [a.layer, b.layer]}, a.shape)
-    i, spec = _fold_target(imp, node)
-    other = imp.get(node, 1 - i) if spec is not None else None
-    if spec is None or other.kind != "const":
-        imp.fail(node, "an addition xnorgen cannot express: two layer outputs, or a per-channel bias after conv/dense")
-    name = spec["name"]
-    c = _per_unit(imp, node, other.const, spec.get("filters", spec.get("units")), spec["type"] == "conv2d")
-    old = imp.arrays.get(f"{name}.bias")
-    imp.arrays[f"{name}.bias"] = (c if old is None else old.astype(np.float64) + c).astype(np.float32)
-    spec["bias"] = True
-    imp.pending[node.output[0]] = name
-    return Val("layer", layer=name, shape=imp.get(node, i).shape)
 
 
 # ---------------------------------------------------------------- other layers
@@ -418,7 +231,7 @@ def _pool(imp, node, attrs):
     x = imp.get(node, 0)
     if node.op_type == "AveragePool" and x.kind == "absmean":
         kernel = list(attrs["kernel_shape"])
-        stride, pad = _spatial(imp, node, attrs, kernel)
+        stride, pad = spatial(imp, node, attrs, kernel)
         if any(pad) and not attrs.get("count_include_pad", 0):
             imp.fail(node, "K divides by the kernel area: count_include_pad must be 1")
         return Val("kmap", layer=x.layer, box=(kernel, stride, pad))
@@ -433,16 +246,16 @@ def _pool(imp, node, attrs):
         imp.fail(node, "only 2-D pools are supported")
     if attrs.get("ceil_mode", 0):
         imp.fail(node, "ceil_mode is not supported (the contract floors)")
-    stride, pad = _spatial(imp, node, attrs, kernel)
+    stride, pad = spatial(imp, node, attrs, kernel)
     if kind == "avgpool" and any(pad) and not attrs.get("count_include_pad", 0):
         imp.fail(node, "count_include_pad 0 with padding: the contract's average divides by the kernel area")
-    ho, wo = _out_hw(imp, node, x.shape, kernel, stride, pad)
+    ho, wo = out_hw(imp, node, x.shape, kernel, stride, pad)
     return imp.add_layer(node, {"type": kind, "inputs": [x.layer], "kernel": kernel, "stride": stride, "padding": pad},
                          (x.shape[0], ho, wo))
 
 
 def _flatten(imp, node, attrs):
-    if (v := _folded(imp, node, attrs)) is not None:
+    if (v := folded(imp, node, attrs)) is not None:
         return v
     x = imp.activation(node)
     if node.op_type == "Flatten":
@@ -466,15 +279,20 @@ def _softmax(imp, node, attrs):
     return imp.add_layer(node, {"type": "softmax", "inputs": [x.layer]}, x.shape)
 
 
+def handlers() -> dict:
+    """{op_type: handler} of the default domain (onnx_linear's for conv, dense and what folds)."""
+    from . import onnx_linear as lin
+    return {**HANDLERS, "Conv": lin.conv, "Gemm": lin.dense, "MatMul": lin.dense, "Mul": lin.mul, "Add": lin.add,
+            "Div": lin.div}
+
+
 HANDLERS = {
     "Constant": _constant, "Identity": _alias, "Dropout": _alias, "Cast": _alias,
     "Sign": _sign, "GreaterOrEqual": _compare, "Greater": _compare, "Where": _where,
     "Abs": _abs, "ReduceMean": _reduce_mean, "Pad": _pad,
-    "Conv": _conv, "Gemm": _dense, "MatMul": _dense,
-    "Mul": _mul, "Add": _add, "Div": _div,
     "BatchNormalization": _batchnorm, "Relu": _elementwise, "LeakyRelu": _elementwise,
     "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _pool, "GlobalMaxPool": _pool,
     "Flatten": _flatten, "Reshape": _flatten, "Softmax": _softmax,
-    **{op: lambda imp, node, attrs: _folded(imp, node, attrs) or imp.fail(node, "supported on constants only")
+    **{op: lambda imp, node, attrs: folded(imp, node, attrs) or imp.fail(node, "supported on constants only")
        for op in ("Sub", "Neg", "Sqrt", "Reciprocal", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Less", "Equal")},
 }
