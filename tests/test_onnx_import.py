@@ -260,3 +260,17 @@ def test_an_imported_qonnx_model_runs_on_the_emulated_cortex_m4(tmp_path):
     want = bipolar_outputs(path, xs)
     got = run_on_target(xnorgen.load(path), xs, "cortex-m4")
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+def test_a_tensor_claiming_10_to_the_12_elements_is_refused_before_it_is_read(tmp_path):
+    from onnx import TensorProto
+    g = G([2, 4, 4])
+    y = g.node("Conv", ["x", "huge"])
+    m = g.model(y, [2, 4, 4])
+    t = m.graph.initializer.add()                    # dims only: the header claims 4 TB
+    t.name, t.data_type = "huge", TensorProto.FLOAT
+    t.dims.extend([1_000_000, 1_000_000, 1, 1])
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(m.SerializeToString())
+    r = CliRunner().invoke(main, ["import", str(path), "-o", str(tmp_path / "h.yaml")])
+    assert r.exit_code == 2 and "beyond the limit" in r.output, r.output
