@@ -39,13 +39,14 @@ def compile_network(net: Network, target="host", fuse: bool = True):
     return compiler.compile_network(net, target, fuse=fuse, annotate=[predict])
 
 
-def build(net: Network | str, target: str = "host", fuse: bool = True) -> CompiledNetwork:
+def build(net: Network | str, target: str = "host", fuse: bool = True, threads: int | None = 1) -> CompiledNetwork:
     """Compile for a target this machine runs, load with cffi, return a callable.
-    fuse=False turns off the batchnorm/binarize fusions (a debugging switch; same numbers)."""
+    fuse=False turns off the batchnorm/binarize fusions (a debugging switch; same numbers).
+    threads: cores a batch is spread over (None: all this process may use); the same bits as 1."""
     if not isinstance(net, Network):
         net = load(net)
     plan, files = compile_network(net, target, fuse=fuse)
-    return CompiledNetwork(plan, files, load_module(net.name, files, plan.target))
+    return CompiledNetwork(plan, files, load_module(net.name, files, plan.target), threads=threads)
 
 
 def train(net: Network | str, data="digits", *, out=None, epochs: int = 30, seed: int = 0, **options):
@@ -75,7 +76,7 @@ def simulate(net: Network | str, target: str = "host", report: str = "cycles", x
     return _simulate(net, target=target, report=report, x=x, sweep=sweep)
 
 
-def run_on_target(net: Network | str, x, target: str = "host", fuse: bool = True):
+def run_on_target(net: Network | str, x, target: str = "host", fuse: bool = True, threads: int | None = 1):
     """Outputs of one sample or a batch computed by `target`'s own code: loaded with cffi where
     this machine runs it, a C harness under the target's `run` prefix (armv8: qemu-aarch64), or a
     firmware image on the emulated part (cortex-m4: qemu-system-arm). The bits are the target's:
@@ -93,7 +94,7 @@ def run_on_target(net: Network | str, x, target: str = "host", fuse: bool = True
         net = load(net)
     t = resolve(target)
     if runs_here(t):
-        return build(net, t, fuse=fuse)(x)
+        return build(net, t, fuse=fuse, threads=threads)(x)
     samples, is_batch = split_batch(net, x)
     if not (firmware.can_run(t) or executes_here(t)):
         raise XnorgenError(f"target {t.name}", "cannot run on this machine: it needs "

@@ -192,8 +192,10 @@ def compile(net, target, weights_path, out_dir, flash_kib, ram_kib, no_fuse):
 @click.option("--target", "-t", default="host", show_default=True,
               help="run the target's own code: natively, under qemu-aarch64 (armv8) or as firmware on an "
                    "emulated Cortex-M4 (cortex-m4)")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="cores a batch is spread over on this machine (0: all); the same outputs as 1")
 @_user_errors
-def run(net, input_path, weights_path, out_path, target):
+def run(net, input_path, weights_path, out_path, target, threads):
     """Compile NET and run it on an input .npy: for this machine (loaded with cffi), or with
     --target the target's own code (armv8 under qemu-aarch64, cortex-m4 as firmware on an
     emulated Cortex-M4 under qemu-system-arm).
@@ -209,7 +211,7 @@ def run(net, input_path, weights_path, out_path, target):
         raise XnorgenError(out_path, f"cannot write the outputs: {out.parent} is not an existing directory")
     network = load(net, weights_file=weights_path)
     split_batch(network, x, where=input_path)
-    y = run_on_target(network, x, target)
+    y = run_on_target(network, x, target, threads=threads or None)
     if out is None:
         np.set_printoptions(threshold=50, linewidth=100)
         click.echo(y)

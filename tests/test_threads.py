@@ -1,0 +1,67 @@
+"""Threads on the host (contract v2, section 5; issue 19 item 1, batches part): a batch spread
+over threads gives the same bits as one thread; arenas are reused per calling thread and the C
+needs no zeroed arena (issue 19 item 4)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import xnorgen
+from netgen import random_input, random_network
+from xnorgen.cli import main
+from xnorgen.errors import XnorgenError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_a_batch_over_threads_has_the_bits_of_one_thread(tmp_path):
+    for seed in range(3):
+        rng = np.random.default_rng(70 + seed)
+        net = xnorgen.load(random_network(tmp_path, f"t{seed}", rng))
+        x = random_input(net, rng, batch=7)
+        one = xnorgen.build(net, threads=1)(x)
+        for threads in (2, 3, None):
+            assert np.array_equal(xnorgen.build(net, threads=threads)(x), one), (seed, threads)
+
+
+def test_the_arena_is_reused_and_need_not_be_zero():
+    lib = xnorgen.build(EXAMPLES / "cifar_xnor.yaml")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, *lib.input_shape)).astype(np.float32)
+    first = lib(x)
+    arena = lib._arena()
+    arena[:] = 0xA5                                   # garbage where the last call's tensors were
+    assert lib._arena() is arena
+    assert np.array_equal(lib(x), first)
+
+
+def test_python_threads_may_share_one_library():
+    lib = xnorgen.build(EXAMPLES / "digits" / "digits_xnor.yaml")
+    xs = np.random.default_rng(1).uniform(-0.5, 0.5, (16, *lib.input_shape)).astype(np.float32)
+    want = np.stack([lib(x) for x in xs])
+    with ThreadPoolExecutor(4) as pool:
+        got = np.stack(list(pool.map(lib, xs)))
+    assert np.array_equal(got, want)
+
+
+def test_bad_thread_counts_are_one_line(tmp_path):
+    net = xnorgen.load(EXAMPLES / "digits" / "digits_xnor.yaml")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(XnorgenError):
+            xnorgen.build(net, threads=bad)
+
+
+def test_cli_run_threads(tmp_path):
+    ex = str(EXAMPLES / "digits" / "digits_xnor.yaml")
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, (5, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    outs = []
+    for threads in ("1", "2", "0"):
+        r = CliRunner().invoke(main, ["run", ex, "-i", str(tmp_path / "x.npy"), "-o", str(tmp_path / f"y{threads}.npy"),
+                                      "--threads", threads])
+        assert r.exit_code == 0, r.output
+        outs.append(np.load(tmp_path / f"y{threads}.npy"))
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
