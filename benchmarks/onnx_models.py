@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _session(graph_nodes, inputs, outputs, initializers):
+def _session(graph_nodes, inputs, outputs, initializers, threads=1):
     import onnxruntime as ort
     from onnx import helper
 
@@ -12,19 +12,21 @@ def _session(graph_nodes, inputs, outputs, initializers):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
+    # idle workers must not spin: they would take the core from whatever runs next (interleaved)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def conv_session(c, h, w, f, k, pad, stride=1, seed=0):
+def conv_session(c, h, w, f, k, pad, stride=1, seed=0, threads=1):
     from onnx import TensorProto, helper, numpy_helper
     wt = np.random.default_rng(seed).standard_normal((f, c, k, k)).astype(np.float32)
     node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[k, k], pads=[pad] * 4, strides=[stride] * 2)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")])
+    return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")], threads)
 
 
 def dense_session(n_in, n_out, seed=0):

@@ -35,7 +35,25 @@ def networks(tmp, only):
             yield name, xnorgen.load(HERE.parent / "examples" / f"{name}.yaml")
 
 
-def measure(net, batch: int, rounds: int) -> dict:
+def ort_twins(name):
+    """onnxruntime's fp32 conv of the same shape at 1 and 2 intra-op threads (what this machine's
+    second core gives a mature engine right now), or {} without onnxruntime or for other items."""
+    if name not in LAYERS:
+        return {}
+    try:
+        from onnx_models import conv_session
+    except ImportError:
+        return {}
+    spec = LAYERS[name]
+    x = np.random.default_rng(0).standard_normal((1, spec["c"], spec["h"], spec["w"])).astype(np.float32)
+    out = {}
+    for t in (1, 2):
+        sess = conv_session(spec["c"], spec["h"], spec["w"], spec["f"], spec["k"], spec["pad"], threads=t)
+        out[f"ort threads={t}"] = (lambda s: lambda: s.run(None, {"x": x}))(sess)
+    return out
+
+
+def measure(net, batch: int, rounds: int, extra=None) -> dict:
     one, two = xnorgen.build(net, threads=1), xnorgen.build(net, threads=2)
     x = np.random.default_rng(0).uniform(-1, 1, (batch, *one.input_shape)).astype(np.float32)
     out = np.empty((batch, *one.output_shape), dtype=np.float32)
@@ -48,7 +66,7 @@ def measure(net, batch: int, rounds: int) -> dict:
     want = one(x)
     bound()
     assert np.array_equal(two(x), want) and np.array_equal(out, want), "threads changed the bits"
-    fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound}
+    fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound, **(extra or {})}
     times = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
@@ -56,9 +74,12 @@ def measure(net, batch: int, rounds: int) -> dict:
             f()
             times[k].append(time.perf_counter() - t)
     t = {k: np.array(v) for k, v in times.items()}
-    return {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
-            "speedup": float(np.median(t["threads=1"] / t["threads=2"])),
-            "plain/bind": float(np.median(t["threads=1"] / t["bind"]))}
+    r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
+         "speedup": float(np.median(t["threads=1"] / t["threads=2"])),
+         "plain/bind": float(np.median(t["threads=1"] / t["bind"]))}
+    if "ort threads=2" in t:
+        r["ort speedup"] = float(np.median(t["ort threads=1"] / t["ort threads=2"]))
+    return r
 
 
 def main():
@@ -68,14 +89,16 @@ def main():
     ap.add_argument("--only", default="L1,L3,FC,cifar_xnor")
     a = ap.parse_args()
     print(f"batch {a.batch}, {a.rounds} interleaved rounds, medians\n")
-    print("| network | threads=1 ms | threads=2 ms | bind ms | 2 threads / 1 | plain call / bind |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| network | threads=1 ms | threads=2 ms | bind ms | 2 threads / 1 | plain call / bind "
+          "| onnxruntime 2 threads / 1 (one sample, same rounds) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for name, net in networks(tmp, a.only.split(",")):
-            r = measure(net, a.batch, a.rounds)
+            r = measure(net, a.batch, a.rounds, ort_twins(name))
             ms = r["ms"]
+            ort = f"{r['ort speedup']:.2f}x" if "ort speedup" in r else "-"
             print(f"| {name} | {ms['threads=1']:.2f} | {ms['threads=2']:.2f} | {ms['bind']:.2f} | "
-                  f"{r['speedup']:.2f}x | {r['plain/bind']:.3f} |", flush=True)
+                  f"{r['speedup']:.2f}x | {r['plain/bind']:.3f} | {ort} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from xnorgen.plan.core import Plan
 from xnorgen.reference import split_batch
 
 
+_POOL_LOCK = threading.Lock()
+
+
 def cores() -> int:
     """CPUs this process may run on."""
     try:
@@ -71,6 +74,13 @@ class CompiledNetwork:
         run.arena = arena            # keep the arena alive as long as the callable
         return run
 
+    def _workers(self) -> ThreadPoolExecutor:
+        """The library's thread pool, made on first use and kept (its threads keep their arenas)."""
+        with _POOL_LOCK:
+            if getattr(self, "_pool", None) is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"xnorgen-{self.name}")
+        return self._pool
+
     def _arena(self) -> np.ndarray:
         """This thread's arena, made once and reused."""
         arena = getattr(self._local, "arena", None)
@@ -100,7 +110,7 @@ class CompiledNetwork:
             self._run(samples, out)
         else:                                    # consecutive runs of samples, one per thread
             bounds = np.linspace(0, len(samples), n + 1).astype(int)
-            with ThreadPoolExecutor(n) as pool:
-                for f in [pool.submit(self._run, samples[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]:
-                    f.result()
+            pool = self._workers()
+            for f in [pool.submit(self._run, samples[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]:
+                f.result()
         return out if is_batch else out[0]
