@@ -274,3 +274,15 @@ def test_a_tensor_claiming_10_to_the_12_elements_is_refused_before_it_is_read(tm
     path.write_bytes(m.SerializeToString())
     r = CliRunner().invoke(main, ["import", str(path), "-o", str(tmp_path / "h.yaml")])
     assert r.exit_code == 2 and "beyond the limit" in r.output, r.output
+
+
+def test_a_dynamic_flatten_from_shape_folds(tmp_path):
+    """PyTorch's x.view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat -> Reshape."""
+    g = G([2, 3, 3])
+    y = g.node("Relu", ["x"])
+    n = g.node("Gather", [g.node("Shape", [y]), g.c(0, np.int64)], axis=0)
+    shape = g.node("Concat", [g.node("Unsqueeze", [n, g.c([0], np.int64)]), g.c([-1], np.int64)], axis=0)
+    y = g.node("Reshape", [y, shape])
+    y = g.node("Gemm", [y, g.c(RNG.standard_normal((4, 18)))], transB=1)
+    net = _check(g.save(tmp_path / "v.onnx", y, [4]), [2, 3, 3])
+    assert [t for t, _ in _types(net)] == ["relu", "flatten", "dense"]

@@ -54,6 +54,15 @@ def folded(imp, node, attrs):
     elif op == "Squeeze":
         axes = attrs.get("axes", a[1].astype(int).tolist() if len(a) > 1 else None)
         out = np.squeeze(a[0], None if axes is None else tuple(int(x) for x in axes))
+    elif op == "Gather":
+        out = np.take(a[0], a[1].astype(np.int64), axis=int(attrs.get("axis", 0)))
+    elif op == "Slice":
+        axes = a[3].astype(int).tolist() if len(a) > 3 else list(range(len(a[1])))
+        steps = a[4].astype(int).tolist() if len(a) > 4 else [1] * len(axes)
+        idx = [slice(None)] * a[0].ndim
+        for ax, b, e, st in zip(axes, a[1].astype(np.int64).tolist(), a[2].astype(np.int64).tolist(), steps):
+            idx[ax] = slice(b, e, st)
+        out = a[0][tuple(idx)]
     elif op == "Concat":
         out = np.concatenate(a, axis=int(attrs.get("axis", 0)))
     elif op == "ReduceMean":
@@ -147,6 +156,20 @@ def _pad(imp, node, attrs):
     if pads[:2] != [0, 0] or pads[4:6] != [0, 0] or pads[2:4] != pads[6:8] or value / x.scale not in (1.0, -1.0):
         imp.fail(node, f"pads {pads} with {value}: the contract pads H and W alike with +1 or -1 (pad_value)")
     return Val("bin", layer=x.layer, shape=x.shape, scale=x.scale, pad=(pads[2], pads[3], int(value / x.scale)))
+
+
+def _shape(imp, node, attrs):
+    """Shapes are static here: Shape of a layer output is the constant [1, *shape] (PyTorch's
+    x.view(x.size(0), -1) exports Shape -> Gather -> Unsqueeze -> Concat -> Reshape)."""
+    x = imp.get(node, 0)
+    if x.kind == "const":
+        shape = list(x.const.shape)
+    elif x.kind == "layer":
+        shape = [1, *x.shape]
+    else:
+        imp.fail(node, f"Shape of an intermediate ({x.kind})")
+    start, end = attrs.get("start", 0), attrs.get("end", None)
+    return Val("const", const=np.asarray(shape[start:end], dtype=np.int64))
 
 
 def _abs(imp, node, attrs):
@@ -289,10 +312,11 @@ def handlers() -> dict:
 HANDLERS = {
     "Constant": _constant, "Identity": _alias, "Dropout": _alias, "Cast": _alias,
     "Sign": _sign, "GreaterOrEqual": _compare, "Greater": _compare, "Where": _where,
-    "Abs": _abs, "ReduceMean": _reduce_mean, "Pad": _pad,
+    "Abs": _abs, "ReduceMean": _reduce_mean, "Pad": _pad, "Shape": _shape,
     "BatchNormalization": _batchnorm, "Relu": _elementwise, "LeakyRelu": _elementwise,
     "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _pool, "GlobalMaxPool": _pool,
     "Flatten": _flatten, "Reshape": _flatten, "Softmax": _softmax,
     **{op: lambda imp, node, attrs: folded(imp, node, attrs) or imp.fail(node, "supported on constants only")
-       for op in ("Sub", "Neg", "Sqrt", "Reciprocal", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Less", "Equal")},
+       for op in ("Sub", "Neg", "Sqrt", "Reciprocal", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Less", "Equal",
+                  "Gather", "Slice")},
 }

@@ -49,8 +49,9 @@ def read_model(path):
                                   f"{OPSETS.start}-{OPSETS.stop - 1}")
     for t in _all_tensors(model.graph):
         if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
-            raise XnorgenError(where, f"tensor {_short(t.name)} keeps its data in an external file; "
-                                      "refused (save the model with its data inside)")
+            raise XnorgenError(where, f"tensor {_short(t.name)} keeps its data in an external file, which xnorgen "
+                                      "does not open; put it inside: onnx.save(onnx.load(MODEL), NEW, "
+                                      "save_as_external_data=False) (torch.onnx.export with dynamo writes it outside)")
     if len(model.graph.node) > 8 * limits.MAX_LAYERS:
         raise XnorgenError(where, f"{len(model.graph.node)} nodes, more than the limit of {8 * limits.MAX_LAYERS}")
     return model
