@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -79,6 +80,7 @@ class CompiledNetwork:
         with _POOL_LOCK:
             if getattr(self, "_pool", None) is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"xnorgen-{self.name}")
+                weakref.finalize(self, self._pool.shutdown, wait=False)    # its threads end with the library
         return self._pool
 
     def _arena(self) -> np.ndarray:
