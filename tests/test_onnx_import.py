@@ -286,3 +286,17 @@ def test_a_dynamic_flatten_from_shape_folds(tmp_path):
     y = g.node("Gemm", [y, g.c(RNG.standard_normal((4, 18)))], transB=1)
     net = _check(g.save(tmp_path / "v.onnx", y, [4]), [2, 3, 3])
     assert [t for t, _ in _types(net)] == ["relu", "flatten", "dense"]
+
+
+def test_a_hardtanh_before_the_sign_is_read_and_elsewhere_refused(tmp_path):
+    """BNN code often clips (nn.Hardtanh) before the sign: sign(clip(x)) = sign(x)."""
+    g = G([3, 5, 5])
+    c = g.node("Clip", ["x", g.c(-1.0), g.c(1.0)])
+    w = np.sign(RNG.standard_normal((4, 3, 3, 3)))
+    y = g.node("Conv", [g.node("Where", [g.node("GreaterOrEqual", [c, g.c(0.0)]), g.c(1.0), g.c(-1.0)]), g.c(w)],
+               pads=[1, 1, 1, 1])
+    net = _check(g.save(tmp_path / "h.onnx", y, [4, 5, 5]), [3, 5, 5])
+    assert net.layers[0].mode == "xnor"
+    g = G([3, 5, 5])
+    c = g.node("Clip", ["x", g.c(-1.0), g.c(1.0)])
+    _refused(tmp_path, g, g.node("Relu", [c], name="after"), [3, 5, 5], "right before a sign")

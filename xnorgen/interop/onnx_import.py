@@ -96,7 +96,8 @@ class Importer:
         """Input i as a layer output (a plain tensor, not a pattern in progress)."""
         v = self.get(node, i)
         if v.kind != "layer":
-            what = {"const": "a constant", "bin": "a binarized tensor"}.get(v.kind, f"an intermediate ({v.kind})")
+            what = {"const": "a constant", "bin": "a binarized tensor",
+                    "clip": "a Clip, which xnorgen reads only right before a sign"}.get(v.kind, f"an intermediate ({v.kind})")
             self.fail(node, f"input {i} is {what}; xnorgen needs a layer output here")
         return v
 

@@ -107,11 +107,34 @@ def bipolar_quant(imp, node, attrs):
     if x.kind == "const":
         q = np.where(x.const >= 0, 1.0, -1.0) * s
         return Val("const", const=q, binary=True)
-    if x.kind != "layer":
+    if x.kind not in ("layer", "clip"):
         imp.fail(node, "BipolarQuant of an intermediate pattern")
     if s.size != 1 or s.reshape(-1)[0] == 0:
         imp.fail(node, "an activation's BipolarQuant needs one non-zero scale (per-channel scales are not supported)")
     return Val("bin", layer=x.layer, shape=x.shape, scale=float(s.reshape(-1)[0]))
+
+
+def _signable(imp, node) -> Val:
+    """Input 0 as something a sign may be taken of: a layer output, or a Clip of one."""
+    x = imp.get(node, 0)
+    if x.kind not in ("layer", "clip"):
+        imp.activation(node)                            # the usual message
+    return x
+
+
+def _clip(imp, node, attrs):
+    """Clip(x, lo, hi) with lo < 0 < hi (PyTorch's Hardtanh before a sign, as BNN code often
+    has it): sign(clip(x)) = sign(x), sign(0) = +1 included, so it is read only right before a
+    sign; anything else using it is refused (K of clipped values is not the contract's K)."""
+    if (v := folded(imp, node, attrs)) is not None:
+        return v
+    x = imp.activation(node)
+    lo, hi = imp.const(node, 1, optional=True), imp.const(node, 2, optional=True)
+    lo = attrs.get("min", -np.inf) if lo is None else float(lo.reshape(-1)[0])
+    hi = attrs.get("max", np.inf) if hi is None else float(hi.reshape(-1)[0])
+    if not lo < 0 < hi:
+        imp.fail(node, f"Clip to [{lo}, {hi}]: only a clip around 0 right before a sign is supported")
+    return Val("clip", layer=x.layer, shape=x.shape)
 
 
 def _sign(imp, node, attrs):
@@ -119,7 +142,7 @@ def _sign(imp, node, attrs):
         if np.any(v.const == 0):
             imp.warn("sign0w", "a weight is exactly 0: ONNX Sign(0) = 0, the contract's sign(0) = +1")
         return v
-    x = imp.activation(node)
+    x = _signable(imp, node)
     imp.warn("sign0", "ONNX Sign(0) = 0 but xnorgen's sign(0) = +1: outputs differ where an input is exactly 0")
     return Val("bin", layer=x.layer, shape=x.shape)
 
@@ -127,7 +150,7 @@ def _sign(imp, node, attrs):
 def _compare(imp, node, attrs):
     if (v := folded(imp, node, attrs)) is not None:
         return v
-    x, zero = imp.activation(node, 0), imp.const(node, 1)
+    x, zero = _signable(imp, node), imp.const(node, 1)
     if node.op_type != "GreaterOrEqual" or zero.size != 1 or zero.reshape(-1)[0] != 0:
         imp.fail(node, "only x >= 0 (a sign) is supported on activations")
     return Val("ge0", layer=x.layer, shape=x.shape)
@@ -312,7 +335,7 @@ def handlers() -> dict:
 HANDLERS = {
     "Constant": _constant, "Identity": _alias, "Dropout": _alias, "Cast": _alias,
     "Sign": _sign, "GreaterOrEqual": _compare, "Greater": _compare, "Where": _where,
-    "Abs": _abs, "ReduceMean": _reduce_mean, "Pad": _pad, "Shape": _shape,
+    "Abs": _abs, "ReduceMean": _reduce_mean, "Pad": _pad, "Shape": _shape, "Clip": _clip,
     "BatchNormalization": _batchnorm, "Relu": _elementwise, "LeakyRelu": _elementwise,
     "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _pool, "GlobalMaxPool": _pool,
     "Flatten": _flatten, "Reshape": _flatten, "Softmax": _softmax,
