@@ -35,6 +35,7 @@ PIXEL = {"add": 4, "compare": 3, "branch": 2, "addr": 2}               # col bou
 CALL = {"add": 2, "compare": 1, "branch": 1, "addr": 2}                # one xg_*_block call (a kernel row)
 OUT = {"load": 1, "add": 2, "cvt": 1, "store": 1, "addr": 2}           # miss[b] -> n - 2*miss -> float, store
 OUT_NEON = {"add": 2, "cvt": 1, "store": 1}   # armv8 (block logs): miss[] stays in registers
+THRESHOLD_BIT = {"load": 2, "compare": 1, "logic": 2, "shift": 1}   # sign thresholds: (miss >= thr) ^ inv << b
 EPI_BN = {"fmul": 1, "fadd": 2, "load_op": 3}                          # y = (v - mean[f]) * scale[f] + beta[f]
 EPI_PACK = {"load": 1, "compare": 1, "logic": 1, "shift": 1, "store": 1, "addr": 1}   # pout[..] |= bit
 EPI_A = {"load": 1, "logic": 1, "fadd": 1, "store": 1}                 # aout[p] += fabsf(y)
@@ -277,7 +278,11 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
     outs = f * ho * pix
     epi = Counter(epilogue(layer.scale_weight, has_k, layer.bias)) + Counter(EPI_BN if out_stage else {})
     vec_epi = simd_kind(target) == "avx512" and fb == float_vector_lanes(target)
-    if vec_epi:                                  # one vector of the block's outputs per pixel
+    thresholds = lp.tiling.sign_thresholds
+    if thresholds:          # per output: its threshold and flip loaded, a compare, xor, shift, or
+        counts += scaled(THRESHOLD_BIT, outs)
+        vec_epi = False
+    elif vec_epi:                                # one vector of the block's outputs per pixel
         counts += scaled(Counter(OUT_VEC) + vectorized(epi), nb * ho * pix)
     elif simd_kind(target) == "neon":   # the sums move from the vector registers (fmov/umov),
         counts += scaled(OUT_NEON, outs) + scaled(epi, outs)   # n - 2*miss, convert, store
@@ -293,6 +298,8 @@ def xnor_conv(lp, target, consts, stage_in, out_stage, run: bool):
         if vec_epi:                # xg_sign_bits: y stored, one compare per pixel
             pack = scaled({"store": 2, "vload": 1, "compare": 1, "logic": 2, "shift": 1, "load": 1},
                           nb * ho * pix)
+        elif thresholds:
+            pack = Counter()
         else:
             counts -= scaled({"store": 1}, outs)              # no float output: it is elided
             pack = scaled(EPI_PACK, outs)

@@ -67,11 +67,11 @@ class Run:
         return sum(r.cycles for r in self.layers)
 
 
-def layer_consts(lp, target) -> dict:
+def layer_consts(lp, target, plan=None) -> dict:
     """The constant arrays the C kernel reads (lowering), typed as the C types them."""
     from xnorgen.codegen.lowering import const_c_type
     from xnorgen.kinds import layer_consts as lower
-    return {c.suffix: c.values.astype(const_c_type(c.kind, target).dtype) for c in lower(lp, target)}
+    return {c.suffix: c.values.astype(const_c_type(c.kind, target).dtype) for c in lower(lp, target, plan)}
 
 
 def _by_name(plan):
@@ -88,12 +88,12 @@ def _bn_consts(plan, st, run):
     if not run or st.bn is None:
         return None
     bn = _by_name(plan)[st.bn]
-    return layer_consts(bn, plan.target)
+    return layer_consts(bn, plan.target, plan)
 
 
 def _xnor_conv(lp, plan: Plan, result, run: bool):
     """Kind conv_xnor reads its stage's packed words (and A) and may write the next stage."""
-    consts = layer_consts(lp, plan.target) if run and lp.layer.params else {}
+    consts = layer_consts(lp, plan.target, plan) if run and lp.layer.params else {}
     out_st = None
     if lp.binarize_out:
         st = plan.binarize[lp.binarize_out]
@@ -123,7 +123,7 @@ def simulate_layer(lp, plan: Plan, ins, run: bool):
     """(output or None, Counter) of one float-input layer; a flatten view costs nothing and copies nothing."""
     if is_alias(lp.layer, plan.net):
         return (ins[0].reshape(lp.out_shape) if run else None), Counter()
-    consts = layer_consts(lp, plan.target) if run and lp.layer.params else {}
+    consts = layer_consts(lp, plan.target, plan) if run and lp.layer.params else {}
     return FLOAT_MODELS[lp.kind](lp, plan.target, consts, ins if run else None, run)
 
 

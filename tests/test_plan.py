@@ -65,7 +65,7 @@ def test_weight_bytes_match_emitted_constants(tmp_path, seed):
     plan = plan_network(net, t)
     for lp in plan.layers:
         wb = weight_bytes(lp, t)
-        emitted = sum(c.values.size * c.itemsize(t) for c in layer_consts(lp, t))
+        emitted = sum(c.values.size * c.itemsize(t) for c in layer_consts(lp, t, plan))
         assert (wb or {}).get("packed", 0) == emitted, lp.layer.name
 
 

@@ -129,7 +129,7 @@ def render(plan: Plan) -> dict[str, str]:
     net = _net_context(plan)
     consts = []
     for lp in plan.layers:
-        for c in kinds.layer_consts(lp, plan.target):
+        for c in kinds.layer_consts(lp, plan.target, plan):
             consts.append({"symbol": f"{const_prefix(plan.net.name, lp.ident)}_{c.suffix}", "length": len(c.values),
                            "ctype": const_c_type(c.kind, plan.target).ctype,
                            "comment": f"layer {lp.ident}: {c.suffix}",

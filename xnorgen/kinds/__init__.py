@@ -31,9 +31,11 @@ def kind(lp) -> Kind:
     return KINDS[lp.kind]
 
 
-def layer_consts(lp, target) -> list:
-    """The constant arrays lp's kernel reads (lowering.Const), in declaration order."""
-    return kind(lp).consts(lp, target)
+def layer_consts(lp, target, plan=None) -> list:
+    """The constant arrays lp's kernel reads (lowering.Const), in declaration order. plan: for
+    kinds whose constants depend on a neighbour (conv_xnor's sign thresholds on its stage's
+    batchnorm); required where such a layer is planned so."""
+    return kind(lp).consts(lp, target, plan)
 
 
 def weight_bytes(lp, target) -> dict | None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-def no_consts(lp, target) -> list:
+def no_consts(lp, target, plan=None) -> list:
     """A kernel that reads no constant arrays."""
     return []
 
@@ -47,7 +47,7 @@ class Kind:
     matches: Callable                    # (layer) -> bool
     context: Callable                    # (lp, plan) -> (template variables, [C arguments])
     plan: Callable = no_plan             # (plan, lp) -> None: fills lp.packing / lp.tiling / lp.scratch
-    consts: Callable = no_consts         # (lp, target) -> [lowering.Const]: the arrays its kernel reads
+    consts: Callable = no_consts         # (lp, target, plan) -> [lowering.Const]: the arrays its kernel reads
     weight_bytes: Callable = no_weights  # (lp, target) -> {"float32": n, "packed": n} or None
     geometry: Callable = no_geometry     # (lp) -> Geometry or None (the paper's model, memory reports)
 

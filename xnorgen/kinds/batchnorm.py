@@ -19,7 +19,7 @@ def matches(layer) -> bool:
     return layer.type == "batchnorm"
 
 
-def consts(lp: LayerPlan, target) -> list[Const]:
+def consts(lp: LayerPlan, target, plan=None) -> list[Const]:
     """mean, scale, beta: the golden model's order, so x == mean gives beta exactly."""
     p = lp.layer.params
     return [Const("mean", "float", p["mean"]),

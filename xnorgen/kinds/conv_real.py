@@ -101,7 +101,7 @@ def real_weight_bytes(layer, n_out: int, fan_in: int, fb: int, target) -> dict:
     return {"float32": f32, "packed": masks + (4 * n_out if layer.scale_weight else 0) + bias}
 
 
-def consts(lp: LayerPlan, target) -> list[Const]:
+def consts(lp: LayerPlan, target, plan=None) -> list[Const]:
     return real_weights(lp.layer, lp.layer.params["weight"], lp.tiling.filter_block)
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
+import numpy as np
+
 from xnorgen.codegen.context import pointer, window
 from xnorgen.codegen.lowering import Const, interleave_filters, scales_and_bias
+from xnorgen.kinds import batchnorm as KINDS_BN
 from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix, stage_name
 from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
@@ -41,6 +44,10 @@ class XnorConvTiling:
     column_ranges: list[ColumnRange]
     store_tile: int                   # outputs per transposed tile store (0: none)
     next_block_prefetch: int          # lines of the next block prefetched per output pixel
+    # The fused binarize stage's bit of each output as an integer compare of its mismatch count
+    # (thresholds: issue 19): set where the decision depends on the count alone (no K, no A,
+    # the same valid bits n at every pixel) and the per-pixel path runs (no pixel lanes).
+    sign_thresholds: bool = False
 
 
 def matches(layer) -> bool:
@@ -73,7 +80,9 @@ def plan(plan: Plan, lp: LayerPlan) -> None:
         loop_order=order, interior_run_words=layer.kernel[1] * wpp, interior_columns=[ox0, ox1],
         pixel_lanes=lanes, column_ranges=_column_ranges(lp, ox0, ox1, lanes),
         store_tile=store_tile(t, lanes, floats_out, pixels),
-        next_block_prefetch=next_block_prefetch(t, lanes, fb * per_filter, pixels))
+        next_block_prefetch=next_block_prefetch(t, lanes, fb * per_filter, pixels),
+        sign_thresholds=bool(lp.binarize_out) and not floats_out and not layer.scale_input and not lanes
+        and (layer.pad_value != 0 or tuple(layer.padding) == (0, 0)))
 
 
 def _column_ranges(lp: LayerPlan, ox0: int, ox1: int, lanes: int) -> list[ColumnRange]:
@@ -86,8 +95,9 @@ def _column_ranges(lp: LayerPlan, ox0: int, ox1: int, lanes: int) -> list[Column
             for lo, hi in spans if hi > lo]
 
 
-def consts(lp: LayerPlan, target) -> list[Const]:
-    """w: packed signs [F/FB][KH][KW][words][FB]; padpop (pad_value != 0); alpha; bias."""
+def consts(lp: LayerPlan, target, plan=None) -> list[Const]:
+    """w: packed signs [F/FB][KH][KW][words][FB]; padpop (pad_value != 0); alpha; bias; with
+    sign thresholds, thr and inv (sign_thresholds)."""
     layer = lp.layer
     w = layer.params["weight"]
     packed = pack_signs(w.transpose(0, 2, 3, 1), target.word_bits)       # channels packed per tap
@@ -95,7 +105,39 @@ def consts(lp: LayerPlan, target) -> list[Const]:
     if layer.pad_value != 0:
         pad = pad_word_pattern(w.shape[1], layer.pad_value, target.word_bits)
         out.append(Const("padpop", "int", popcount(packed ^ pad).sum(axis=-1).reshape(-1)))
-    return out + scales_and_bias(layer, w)
+    out += scales_and_bias(layer, w)
+    if lp.tiling.sign_thresholds:
+        assert plan is not None, "conv_xnor with sign thresholds: pass the plan to layer_consts"
+        bn = plan.layer_plan(plan.binarize[lp.binarize_out].bn)
+        thr, inv = sign_thresholds(lp, out, {c.suffix: c.values for c in KINDS_BN.consts(bn, target)})
+        out += [Const("thr", "int", thr), Const("inv", "int", inv)]
+    return out
+
+
+def sign_thresholds(lp: LayerPlan, own: list[Const], bn: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per filter (thr, inv) with !(y >= 0) == ((miss >= thr) ^ inv) for every mismatch count
+    miss in [0, n], y the fused epilogue's float32 value: v = (float)(n - 2 miss) * alpha + bias,
+    y = (v - mean) * scale + beta, each operation rounded to float32 as the C does it. Every
+    count is evaluated, so the compare reproduces the float decision exactly (float rounding keeps
+    y monotone in miss, so the decisions are a step; anything else is a bug, asserted)."""
+    layer = lp.layer
+    n = lp.in_shapes[0][0] * layer.kernel[0] * layer.kernel[1]
+    f32 = np.float32
+    miss = np.arange(n + 1)
+    v = (n - 2 * miss).astype(f32)[None, :]
+    c = {k.suffix: k.values.astype(f32)[:, None] for k in own if k.suffix in ("alpha", "bias")}
+    if "alpha" in c:
+        v = v * c["alpha"]
+    if "bias" in c:
+        v = v + c["bias"]
+    y = (v - bn["mean"].astype(f32)[:, None]) * bn["scale"].astype(f32)[:, None] + bn["beta"].astype(f32)[:, None]
+    bit = ~(y >= 0)                                      # [F, n + 1]
+    inv = bit[:, 0].astype(np.int64)                     # the bit at miss = 0 is inv
+    flips = np.diff(bit.astype(np.int8), axis=1)
+    assert np.all(flips * (1 - 2 * inv[:, None]) >= 0), "a sign decision is not a step in the count"
+    changed = bit != bit[:, :1]
+    thr = np.where(changed.any(axis=1), changed.argmax(axis=1), n + 1)   # first count whose bit differs
+    return thr.astype(np.int64), inv
 
 
 def weight_bytes(lp: LayerPlan, target) -> dict:
@@ -107,6 +149,7 @@ def weight_bytes(lp: LayerPlan, target) -> dict:
     words = -(-n // fb) * fb * taps * words_for(lp.in_shapes[0][0], target.word_bits)
     padpop = 4 * n * taps if layer.pad_value != 0 else 0      # int32 per filter and tap
     extra += 4 * n if layer.scale_weight else 0
+    extra += 8 * n if lp.tiling is not None and lp.tiling.sign_thresholds else 0    # thr, inv: int32
     return {"float32": f32, "packed": words * target.word_bytes + padpop + extra}
 
 
@@ -129,7 +172,8 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
         bn_ident = plan.ident(out.bn)
         k["out_stage"] = {"stage": stage_name(plan.ident(out.tensor)), "bn": bn_ident,
                           "bn_sym": const_prefix(plan.net.name, bn_ident),
-                          "WPP": out.words_per_pixel, "has_a": out.needs_amap}
+                          "WPP": out.words_per_pixel, "has_a": out.needs_amap,
+                          "thresholds": tl.sign_thresholds}
         args.append(pointer(plan, out.packed, False, "xg_word_t"))
         if out.needs_amap:
             args.append(pointer(plan, out.amap, False))

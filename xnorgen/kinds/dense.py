@@ -50,7 +50,7 @@ def plan(plan: Plan, lp: LayerPlan) -> None:
                                 else "[F/FB][N] masks of FB sign bits")
 
 
-def consts(lp: LayerPlan, target) -> list[Const]:
+def consts(lp: LayerPlan, target, plan=None) -> list[Const]:
     layer, w = lp.layer, lp.layer.params["weight"]
     if layer.mode != "xnor":
         return real_weights(layer, w, lp.tiling.filter_block)

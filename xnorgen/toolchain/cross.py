@@ -60,7 +60,7 @@ class SizeReport:
 def const_bytes(plan: Plan) -> int:
     """Bytes of every constant array the generated <name>_weights.c defines."""
     from xnorgen.kinds import layer_consts
-    return sum(len(c.values) * c.itemsize(plan.target) for lp in plan.layers for c in layer_consts(lp, plan.target))
+    return sum(len(c.values) * c.itemsize(plan.target) for lp in plan.layers for c in layer_consts(lp, plan.target, plan))
 
 
 def estimate_flash(plan: Plan) -> int:
