@@ -20,7 +20,7 @@ from pathlib import Path
 
 from xnorgen.target import tool
 
-from .qemu_count import _INSN, function_counts
+from .qemu_count import executed_blocks, function_counts
 
 #: llvm-mca's target and core for each xnorgen target it can model.
 MCA_CORE = {"cortex-m4": ("thumbv7em-none-eabi", "cortex-m4"), "armv8": ("aarch64", "cortex-a72")}
@@ -30,25 +30,6 @@ _ITERATIONS = 100
 
 def available(target) -> bool:
     return target.name in MCA_CORE and shutil.which("llvm-mca") is not None
-
-
-def executed_blocks(log: Path) -> dict[int, tuple[int, int]]:
-    """{block start: (instructions in the block, executions)} from a qemu in_asm,exec,nochain log."""
-    size, execs, start = {}, {}, None
-    with open(log, errors="replace") as f:
-        for line in f:
-            if line.startswith("IN:"):
-                start = None
-            elif (m := _INSN.match(line)) is not None:
-                pc = int(m.group(1), 16)
-                if start is None:
-                    start, size[pc] = pc, 0
-                size[start] += 1
-            elif line.startswith("Trace"):
-                start = None
-                pc = int(line.split("[", 1)[1].split("/")[1], 16)
-                execs[pc] = execs.get(pc, 0) + 1
-    return {pc: (size.get(pc, 0), n) for pc, n in execs.items() if size.get(pc)}
 
 
 def disassembly(exe: Path, objdump: str) -> list[tuple[int, str]]:
@@ -100,7 +81,7 @@ def mca_cycles(blocks: list[list[str]], target) -> list[float]:
 def kernel_cycles(exe: Path, log: Path, target, prefix: str) -> dict[str, float]:
     """{function name without prefix: llvm-mca cycles over the logged run} for exe's functions
     starting with prefix."""
-    blocks = executed_blocks(log)
+    blocks = {pc: v for pc, v in executed_blocks(log).items() if v[0]}
     insns = disassembly(exe, tool(target, "objdump"))
     index = {a: i for i, (a, _) in enumerate(insns)}
     starts = [pc for pc in blocks if pc in index]

@@ -22,8 +22,8 @@ from .callgrind import build_harness, kernel_counts
 _INSN = re.compile(r"0x([0-9a-f]+):\s")
 
 
-def block_counts(log: Path) -> dict[int, int]:
-    """{block start address: instructions executed in it} from a qemu in_asm,exec,nochain log."""
+def executed_blocks(log: Path) -> dict[int, tuple[int, int]]:
+    """{block start: (instructions in the block, executions)} from a qemu in_asm,exec,nochain log."""
     size, execs, start = {}, {}, None
     with open(log, errors="replace") as f:
         for line in f:
@@ -38,7 +38,12 @@ def block_counts(log: Path) -> dict[int, int]:
                 start = None
                 pc = int(line.split("[", 1)[1].split("/")[1], 16)
                 execs[pc] = execs.get(pc, 0) + 1
-    return {pc: n * size.get(pc, 0) for pc, n in execs.items()}
+    return {pc: (size.get(pc, 0), n) for pc, n in execs.items()}
+
+
+def block_counts(log: Path) -> dict[int, int]:
+    """{block start address: instructions executed in it} from a qemu in_asm,exec,nochain log."""
+    return {pc: size * n for pc, (size, n) in executed_blocks(log).items()}
 
 
 def function_counts(exe: Path, blocks: dict[int, int], nm: str) -> dict[str, int]:

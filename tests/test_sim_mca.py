@@ -9,7 +9,8 @@ import pytest
 import xnorgen
 from xnorgen.plan.core import plan_network
 from xnorgen.sim.machine import run_plan
-from xnorgen.sim.mca import executed_blocks, for_mca, inference_cycles, mca_cycles
+from xnorgen.sim.mca import for_mca, inference_cycles, mca_cycles
+from xnorgen.sim.qemu_count import executed_blocks
 from xnorgen.target import executes_here, resolve
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
