@@ -63,10 +63,9 @@ def numpy_conv(x, wt, pad):
     return wt.reshape(wt.shape[0], -1) @ cols.T
 
 
-def interleaved_medians(fns: dict, reps: int) -> dict:
-    """Run every candidate once per round, `reps` rounds; median seconds per candidate, and
-    (key "round ratio") the median over rounds of onnxruntime's time / xnorgen's in that round:
-    both measured within milliseconds, so the VM's drift between minutes cancels."""
+def interleaved_times(fns: dict, reps: int) -> dict:
+    """After one warm-up call each, every candidate once per round, `reps` rounds:
+    {candidate: array of its seconds per round}."""
     for fn in fns.values():
         fn()                                   # warm-up
     times = {k: [] for k in fns}
@@ -75,9 +74,17 @@ def interleaved_medians(fns: dict, reps: int) -> dict:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
+    return {k: np.array(v) for k, v in times.items()}
+
+
+def interleaved_medians(fns: dict, reps: int) -> dict:
+    """Median seconds per candidate over interleaved rounds, and (key "round ratio") the median
+    over rounds of onnxruntime's time / xnorgen's in that round: both measured within
+    milliseconds, so the VM's drift between minutes cancels."""
+    times = interleaved_times(fns, reps)
     med = {k: float(np.median(v)) for k, v in times.items()}
     if "onnxruntime" in times:
-        med["round ratio"] = float(np.median(np.array(times["onnxruntime"]) / np.array(times["xnorgen"])))
+        med["round ratio"] = float(np.median(times["onnxruntime"] / times["xnorgen"]))
     return med
 
 

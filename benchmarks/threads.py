@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import xnorgen  # noqa: E402
-from bench import LAYERS, xnor_conv_net, xnor_dense_net  # noqa: E402
+from bench import LAYERS, interleaved_times, xnor_conv_net, xnor_dense_net  # noqa: E402
 
 
 def networks(tmp, only):
@@ -67,13 +66,7 @@ def measure(net, batch: int, rounds: int, extra=None) -> dict:
     bound()
     assert np.array_equal(two(x), want) and np.array_equal(out, want), "threads changed the bits"
     fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound, **(extra or {})}
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    t = {k: np.array(v) for k, v in times.items()}
+    t = interleaved_times(fns, rounds)
     r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
          "speedup": float(np.median(t["threads=1"] / t["threads=2"])),
          "plain/bind": float(np.median(t["threads=1"] / t["bind"]))}
