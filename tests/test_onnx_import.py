@@ -300,3 +300,15 @@ def test_a_hardtanh_before_the_sign_is_read_and_elsewhere_refused(tmp_path):
     g = G([3, 5, 5])
     c = g.node("Clip", ["x", g.c(-1.0), g.c(1.0)])
     _refused(tmp_path, g, g.node("Relu", [c], name="after"), [3, 5, 5], "right before a sign")
+
+
+def test_the_model_file_name_cannot_add_lines_to_the_description(tmp_path):
+    g = G([4])
+    y = g.node("Gemm", ["x", g.c(RNG.standard_normal((3, 4)))], transB=1)
+    path = g.save(tmp_path / "m\nweights: other.npz\nx.onnx", y, [3])
+    out = tmp_path / "net.yaml"
+    r = CliRunner().invoke(main, ["import", str(path), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.count("\nweights:") == 1 and "weights: net.npz" in text
+    xnorgen.load(out)

@@ -114,7 +114,8 @@ def import_(model, out_path, force):
     attach_weights(build_graph(parse_description(doc, out)), arrays)      # the checks, before writing
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    text = f"# imported from {Path(model).name} by xnorgen import\n" + yaml.safe_dump(doc, sort_keys=False)
+    source = "".join(c if c.isprintable() else "?" for c in Path(model).name)[:100]    # one comment line
+    text = f"# imported from {source} by xnorgen import\n" + yaml.safe_dump(doc, sort_keys=False)
     write_files({npz: buf.getvalue(), out: text.encode()}, force=force)
     click.echo(f"wrote {out} and {npz}: {len(doc['layers'])} layers")
 
