@@ -49,7 +49,7 @@ class _Graph:
         return name
 
 
-def _conv(g: _Graph, layer, x: str, shapes) -> str:
+def _conv(g: _Graph, layer, x: str) -> str:
     n, f = layer.name, layer.filters
     (ph, pw), (sh, sw), (kh, kw) = layer.padding, layer.stride, layer.kernel
     w = layer.params["weight"]
@@ -100,7 +100,7 @@ def _layer(g: _Graph, layer, ins: list, shapes: dict) -> str:
     t, n, x = layer.type, layer.name, ins[0]
     in_shape = shapes[layer.inputs[0]]
     if t == "conv2d":
-        return _conv(g, layer, x, shapes)
+        return _conv(g, layer, x)
     if t == "dense":
         return _dense(g, layer, x, in_shape)
     if t == "batchnorm":

@@ -29,9 +29,15 @@ import numpy as np
 from xnorgen.errors import XnorgenError
 from xnorgen.naming import LAYER_NAME
 
+from . import onnx_linear as lin
 from . import onnx_ops
 from .onnx_ops import Val
 from .onnx_read import QONNX_DOMAINS, attributes, read_model, short, to_array
+
+
+#: The default domain's handlers, built once.
+HANDLERS = {**onnx_ops.HANDLERS, "Conv": lin.conv, "Gemm": lin.dense, "MatMul": lin.dense, "Mul": lin.mul,
+            "Add": lin.add, "Div": lin.div}
 
 
 @dataclass
@@ -150,7 +156,7 @@ class Importer:
         elif node.domain not in ("", "ai.onnx"):
             self.fail(node, f"operator domain {short(node.domain)} is not supported")
         else:
-            handler = onnx_ops.handlers().get(node.op_type)
+            handler = HANDLERS.get(node.op_type)
             if handler is None:
                 self.fail(node, f"operator {node.op_type} is not supported (docs/onnx.md lists what is)")
         if len(node.output) != 1 and node.op_type not in ("Dropout", "MaxPool", "BatchNormalization"):

@@ -325,13 +325,7 @@ def _softmax(imp, node, attrs):
     return imp.add_layer(node, {"type": "softmax", "inputs": [x.layer]}, x.shape)
 
 
-def handlers() -> dict:
-    """{op_type: handler} of the default domain (onnx_linear's for conv, dense and what folds)."""
-    from . import onnx_linear as lin
-    return {**HANDLERS, "Conv": lin.conv, "Gemm": lin.dense, "MatMul": lin.dense, "Mul": lin.mul, "Add": lin.add,
-            "Div": lin.div}
-
-
+#: op_type -> handler of the default domain; onnx_import adds onnx_linear's (conv, dense, folds).
 HANDLERS = {
     "Constant": _constant, "Identity": _alias, "Dropout": _alias, "Cast": _alias,
     "Sign": _sign, "GreaterOrEqual": _compare, "Greater": _compare, "Where": _where,
