@@ -29,16 +29,16 @@ def conv_session(c, h, w, f, k, pad, stride=1, seed=0, threads=1):
     return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")], threads)
 
 
-def dense_session(n_in, n_out, seed=0):
+def dense_session(n_in, n_out, seed=0, threads=1):
     from onnx import TensorProto, helper, numpy_helper
     wt = np.random.default_rng(seed).standard_normal((n_in, n_out)).astype(np.float32)
     node = helper.make_node("MatMul", ["x", "w"], ["y"])
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")])
+    return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")], threads)
 
 
-def network_session(net, seed=0):
+def network_session(net, seed=0, threads=1):
     """The float twin of an xnorgen Network (conv/dense/bn/relu/pool/add/flatten/softmax),
     binary layers replaced by float ones of the same shape."""
     from onnx import TensorProto, helper, numpy_helper
@@ -87,4 +87,4 @@ def network_session(net, seed=0):
             raise ValueError(f"no ONNX twin for {t}")
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, *net.input_shape])
     y = helper.make_tensor_value_info(net.output, TensorProto.FLOAT, None)
-    return _session(nodes, [x], [y], inits)
+    return _session(nodes, [x], [y], inits, threads)

@@ -277,7 +277,8 @@ static inline void xg_tile_accumulate(const float tile[XG_TP][XG_FB], int np, in
  * Columns [ox0, ox1) (the plan's interior_columns) have every tap in bounds along x: their loop
  * has no test and gcc vectorizes it across outputs, each still summing its taps in (ky, kx)
  * order. (An earlier form, columns innermost and accumulated in k across taps, was miscompiled
- * by gcc 12 -O3 with 512-bit vectors: test_exact_layers::test_k_map_is_bit_exact.) */
+ * by gcc 12 -O3 with 512-bit vectors: test_exact_layers::test_k_map_is_bit_exact.)
+ * Output rows [oy0, oy1) only: all of them, or a part's range in the parallel entry point. */
 typedef struct {
     int h, w;          /* input rows and columns */
     int kh, kw;        /* kernel */
@@ -287,11 +288,11 @@ typedef struct {
     int ox0, ox1;      /* interior columns: every tap in bounds along x */
 } xg_window;
 
-static inline void xg_box_mean(const float *restrict a, float *restrict k, const xg_window win)
+static inline void xg_box_mean(const float *restrict a, float *restrict k, const xg_window win, int oy0, int oy1)
 {
     const int h = win.h, w = win.w, kh = win.kh, kw = win.kw, sh = win.sh, sw = win.sw, ph = win.ph, pw = win.pw;
-    const int ho = win.ho, wo = win.wo, ox0 = win.ox0, ox1 = win.ox1;
-    for (int oy = 0; oy < ho; ++oy) {
+    const int wo = win.wo, ox0 = win.ox0, ox1 = win.ox1;
+    for (int oy = oy0; oy < oy1; ++oy) {
         const int iy0 = oy * sh - ph;
         const int ky0 = iy0 < 0 ? -iy0 : 0;
         const int ky1 = h - iy0 < kh ? h - iy0 : kh;

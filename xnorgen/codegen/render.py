@@ -23,6 +23,9 @@ from xnorgen.plan.manifest import manifest
 from xnorgen.plan.hooks import isa_config
 from xnorgen.plan.tiling import BINARIZE_TILE
 
+#: Most parts <name>_infer_parallel accepts (<NAME>_MAX_PARTS): xg_pool's thread limit.
+MAX_PARTS = 256
+
 #: What a string handed to a template may contain: identifiers, numbers, C operators, spaces and
 #: line breaks. No quote, backslash, `#`, `$` or non-ASCII character, and (checked separately) no
 #: comment delimiter and no `??` (a trigraph can end a comment). Whatever a net.yaml holds, it
@@ -79,7 +82,20 @@ def stage_context(st, plan: Plan) -> dict:
     args = [pointer(plan, plan.storage[st.source], True), pointer(plan, st.packed, False, "xg_word_t")]
     if st.needs_amap:
         args.append(pointer(plan, st.amap, False))
-    k["call"] = f"{k['fn']}({', '.join(args)})"
+    return with_calls(k, args, st.split)
+
+
+def with_calls(k: dict, args: list[str], split) -> dict:
+    """k plus how the drivers call its kernel: `call` runs it whole (a split kernel over its
+    range [0, extent)); a split kernel also gets `split` (extent, task), `part_call` (over
+    [lo, hi), in its part's task) and, with a prologue, `pre_call` (the serial step before)."""
+    fn = k["fn"]
+    k.update(call=f"{fn}({', '.join(args)})", split=None, part_call=None, pre_call=None)
+    if split is not None:
+        k.update(call=f"{fn}({', '.join(args + ['0', str(split.extent)])})",
+                 part_call=f"{fn}({', '.join(args + ['lo', 'hi'])})",
+                 pre_call=f"{fn}_pre({', '.join(args)})" if split.prologue else None,
+                 split={"extent": split.extent, "axis": split.axis, "task": f"{fn}_part"})
     return k
 
 
@@ -92,8 +108,7 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
     k, args = kind.context(lp, plan)
     k.update(template=kind.template, name=lp.ident, fn=kernel_symbol(plan.net.name, lp.ident),
              sym=const_prefix(plan.net.name, lp.ident), mode=getattr(lp.layer, "mode", None))
-    k["call"] = f"{k['fn']}({', '.join(args)})"
-    return k
+    return with_calls(k, args, lp.split)
 
 
 def kernel_contexts(plan: Plan) -> list[dict]:
@@ -120,7 +135,7 @@ def _net_context(plan: Plan) -> dict:
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
-            "stream_prefetch": t.stream_prefetch, **isa_config(t)}
+            "stream_prefetch": t.stream_prefetch, "parallel": t.hosted, "max_parts": MAX_PARTS, **isa_config(t)}
 
 
 def render(plan: Plan) -> dict[str, str]:
@@ -137,13 +152,14 @@ def render(plan: Plan) -> dict[str, str]:
     kernels = kernel_contexts(plan)
     name = plan.net.name
     hooks = {f: _isa_header(f) for f in isa_headers(plan.target)}
+    pool = {f: _host_file(f) for f in POOL_FILES} if plan.target.hosted else {}
     checked_context({"net": net, "kernels": kernels, "consts": consts})
     return {
         f"{name}.h": _ENV.get_template("header.h.j2").render(net=net),
         f"{name}.c": _ENV.get_template("network.c.j2").render(net=net, kernels=kernels),
         f"{name}_weights.h": _ENV.get_template("weights.h.j2").render(net=net, consts=consts),
         f"{name}_weights.c": _ENV.get_template("weights.c.j2").render(net=net, consts=consts),
-        **hooks,
+        **hooks, **pool,
         "Makefile": _ENV.get_template("Makefile.j2").render(net=net, headers=sorted(hooks)),
         "manifest.json": json.dumps(manifest(plan), indent=1, default=_json_default) + "\n",
     }
@@ -158,6 +174,15 @@ def isa_headers(target) -> list[str]:
 
 def _isa_header(fname: str) -> str:
     return (resources.files("xnorgen.templates") / "isa" / fname).read_text()
+
+
+#: The thread pool shipped beside a hosted target's library (templates/host/): one way to supply
+#: <name>_infer_parallel's parallel-for; not part of lib<name>.a.
+POOL_FILES = ("xg_pool.h", "xg_pool.c")
+
+
+def _host_file(fname: str) -> str:
+    return (resources.files("xnorgen.templates") / "host" / fname).read_text()
 
 
 def _json_default(o):

@@ -34,6 +34,11 @@ def no_geometry(lp) -> None:
     return None
 
 
+def no_split(plan, lp) -> None:
+    """A kernel the parallel entry point runs on one thread."""
+    return None
+
+
 def no_plan(plan, lp) -> None:
     """A kernel with no packing or tiling decisions."""
     return None
@@ -50,6 +55,7 @@ class Kind:
     consts: Callable = no_consts         # (lp, target, plan) -> [lowering.Const]: the arrays its kernel reads
     weight_bytes: Callable = no_weights  # (lp, target) -> {"float32": n, "packed": n} or None
     geometry: Callable = no_geometry     # (lp) -> Geometry or None (the paper's model, memory reports)
+    split: Callable = no_split           # (plan, lp) -> ir.Split or None: how threads divide it (hosted)
 
     @property
     def template(self) -> str:

@@ -17,7 +17,7 @@ from xnorgen.codegen.context import io_args, pointer, window
 from xnorgen.codegen.lowering import Const, interleave_filters, mask_bytes, scales_and_bias
 from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix
-from xnorgen.plan.ir import LayerPlan, Plan, add_scratch, folded_pool
+from xnorgen.plan.ir import LayerPlan, Plan, Split, add_scratch, folded_pool
 from xnorgen.plan.tiling import (bwn_expand, column_groups, float_block_vectors, float_filter_block,
                                  float_pixel_lanes, interior_columns, padded_input, pixel_block, split_columns)
 
@@ -143,4 +143,14 @@ def geometry(lp: LayerPlan) -> Geometry:
     return Geometry(lp.layer.filters, lp.in_shapes[0][0], prod(lp.layer.kernel), lp.out_shape[1] * lp.out_shape[2])
 
 
-KIND = Kind("conv_real", matches, context, plan, consts, weight_bytes, geometry)
+def split(plan: Plan, lp: LayerPlan) -> Split | None:
+    """Output rows, after a serial prologue that makes the padded copy. Not split: a folded pool
+    (its ring of rows is per call) and expanded bwn weights (one block's buffer, rewritten per
+    block). Work: multiply-adds / 8 (a vector of them per cycle)."""
+    if lp.tiling.bwn_expand or folded_pool(plan, lp) is not None:
+        return None
+    g = geometry(lp)
+    return Split("output rows", lp.out_shape[1], g.weights * g.pixels // 8, prologue=bool(lp.tiling.padded_input))
+
+
+KIND = Kind("conv_real", matches, context, plan, consts, weight_bytes, geometry, split)

@@ -20,7 +20,7 @@ from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.naming import const_prefix, stage_name
 from xnorgen.packing import pack_signs, pad_word_pattern, popcount, words_for
 from xnorgen.plan.fusion import residual_of
-from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
+from xnorgen.plan.ir import LayerPlan, Packing, Plan, Split, add_scratch
 from xnorgen.plan.tiling import (LANE_FILTERS, column_runs, filter_block, interior_columns, next_block_prefetch,
                                  pixel_lanes, store_tile)
 
@@ -190,4 +190,11 @@ def geometry(lp: LayerPlan) -> Geometry:
     return Geometry(lp.layer.filters, lp.in_shapes[0][0], prod(lp.layer.kernel), lp.out_shape[1] * lp.out_shape[2])
 
 
-KIND = Kind("conv_xnor", matches, context, plan, consts, weight_bytes, geometry)
+def split(plan: Plan, lp: LayerPlan) -> Split:
+    """Output rows: a part computes every filter block of its rows (K, the output stage's words
+    and A included), so the parts write disjoint pixels. Work: word operations."""
+    g, wpp = geometry(lp), lp.packing.words_per_pixel
+    return Split("output rows", lp.out_shape[1], g.filters * g.pixels * g.taps * wpp)
+
+
+KIND = Kind("conv_xnor", matches, context, plan, consts, weight_bytes, geometry, split)

@@ -15,7 +15,7 @@ from xnorgen.codegen.lowering import Const, interleave_filters, scales_and_bias
 from xnorgen.kinds.base import Geometry, Kind
 from xnorgen.kinds.conv_real import real_weight_bytes, real_weights
 from xnorgen.packing import pack_signs, words_for
-from xnorgen.plan.ir import LayerPlan, Packing, Plan, add_scratch
+from xnorgen.plan.ir import LayerPlan, Packing, Plan, Split, add_scratch
 from xnorgen.plan.tiling import filter_block, float_filter_block, stream_prefetch
 
 
@@ -86,4 +86,16 @@ def geometry(lp: LayerPlan) -> Geometry:
     return Geometry(lp.layer.units, prod(lp.in_shapes[0]), 1, 1)
 
 
-KIND = Kind("dense", matches, context, plan, consts, weight_bytes, geometry)
+def split(plan: Plan, lp: LayerPlan) -> Split:
+    """Unit blocks. xnor: a serial prologue packs the input once, and with scale_input leaves
+    beta in 4 more bytes of the packed scratch for the parts to read. Work: word operations
+    (xnor), multiply-adds / 8 (float, bwn)."""
+    layer, g = lp.layer, geometry(lp)
+    if layer.mode != "xnor":
+        return Split("unit blocks", lp.tiling.filter_blocks, g.weights // 8)
+    if layer.scale_input:
+        plan.buffers[lp.scratch["packed"]].nbytes += 4
+    return Split("unit blocks", lp.tiling.filter_blocks, layer.units * lp.packing.words_per_pixel, prologue=True)
+
+
+KIND = Kind("dense", matches, context, plan, consts, weight_bytes, geometry, split)

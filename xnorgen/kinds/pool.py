@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from xnorgen.codegen.context import io_args, window
 from xnorgen.kinds.base import Kind
-from xnorgen.plan.ir import LayerPlan, Plan
+from xnorgen.plan.ir import LayerPlan, Plan, Split
 
 
 def matches(layer) -> bool:
@@ -17,4 +17,10 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
     return k, io_args(lp, plan)
 
 
-KIND = Kind("pool", matches, context)
+def split(plan: Plan, lp: LayerPlan) -> Split:
+    """Channels (each plane pools on its own). Work: taps / 4."""
+    c, ho, wo = lp.out_shape
+    return Split("channels", c, c * ho * wo * lp.layer.kernel[0] * lp.layer.kernel[1] // 4)
+
+
+KIND = Kind("pool", matches, context, split=split)

@@ -20,6 +20,7 @@ from xnorgen.naming import unique_c_idents
 from xnorgen.packing import words_for
 from xnorgen.plan.check import check_plan
 from xnorgen.plan.fusion import plan_binarize, plan_epilogues, stage_reads
+from xnorgen.plan.parallel import plan_parallel
 from xnorgen.plan.ir import (ALIGN, ELIDED, INPUT, OUTPUT, Buffer, LayerPlan, Plan,  # noqa: F401 (re-exported)
                              align_up, is_alias)
 from xnorgen.target import Target
@@ -129,7 +130,8 @@ def planning_passes(fuse: bool = True) -> list:
     tensor (each binarize stage runs standalone)."""
     return [("assign_kinds", assign_kinds), ("plan_binarize", partial(plan_binarize, fuse=fuse)),
             ("plan_epilogues", partial(plan_epilogues, fuse=fuse)), ("assign_storage", assign_storage),
-            ("plan_stages", plan_stages), ("plan_kernels", plan_kernels), ("plan_arena", plan_arena),
+            ("plan_stages", plan_stages), ("plan_kernels", plan_kernels), ("plan_parallel", plan_parallel),
+            ("plan_arena", plan_arena),
             ("name_buffers", name_buffers), ("check_arena_limit", check_arena_limit)]
 
 

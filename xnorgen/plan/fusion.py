@@ -39,6 +39,7 @@ class Binarize:
     packed: str = ""            # buffer names, set by plan_packing
     amap: str | None = None
     words_per_pixel: int = 0
+    split: object | None = None     # ir.Split of a standalone stage (plan_parallel), or None
 
 
 def is_xnor_conv(lp) -> bool:

@@ -49,6 +49,20 @@ class Packing:
 
 
 @dataclass
+class Split:
+    """How the parallel entry point of a hosted target divides one kernel (plan_parallel): its
+    `extent` units along `axis` ("output rows", "unit blocks", "channels", "pixel tiles") go to
+    the parts as contiguous ranges [lo, hi); every part writes only its range's outputs, so no
+    part needs scratch of its own and the bits are those of one thread. `prologue`: a serial
+    step runs first (conv_real's padded copy, dense's packed input). `work`: the estimated
+    operations that made the split worth its synchronisation."""
+    axis: str
+    extent: int
+    work: int
+    prologue: bool = False
+
+
+@dataclass
 class LayerPlan:
     layer: Layer
     step: int
@@ -67,6 +81,7 @@ class LayerPlan:
     stages_before: list[str] = field(default_factory=list)   # stages run just before this kernel
     folded_into: str | None = None      # folded into a stage or a conv epilogue: no kernel of its own
     epilogue: list[str] = field(default_factory=list)   # float/bwn conv: folded batchnorm (+ relu) it applies
+    split: Split | None = None          # hosted targets: how the parallel entry point divides it (plan_parallel)
 
     @property
     def binary_input(self) -> bool:

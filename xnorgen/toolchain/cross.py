@@ -163,23 +163,29 @@ def check_fit(rep: SizeReport, flash_kib: float | None, ram_kib: float | None, w
 
 # --- running a harness -------------------------------------------------------------------
 
-def build_harness(directory, name: str, target: Target, extra_cflags: tuple[str, ...] = ()) -> Path:
+def build_harness(directory, name: str, target: Target, extra_cflags: tuple[str, ...] = (),
+                  pool: bool = False) -> Path:
     """Compile a C main against <name>.h and lib<name>.a in directory with the target's compiler
-    (extra_cflags after the target's, e.g. the sanitizers the library was built with)."""
+    (extra_cflags after the target's, e.g. the sanitizers the library was built with). pool: also
+    link xg_pool.c (a hosted target's thread pool), so run_harness can take `parts`."""
     d = Path(directory)
-    (d / "harness.c").write_text(render_io(name))
+    (d / "harness.c").write_text(render_io(name, pool=pool))
     exe = d / "harness"
+    threads = [str(d / "xg_pool.c"), "-pthread"] if pool else []
     _run([target.cc, *target.cflags, *extra_cflags, "-Wall", "-Wextra", "-Werror", "-I", str(d),
-          str(d / "harness.c"), "-L", str(d), f"-l{name}", "-lm", "-o", str(exe)], what=f"harness for {target.name}")
+          str(d / "harness.c"), *threads, "-L", str(d), f"-l{name}", "-lm", "-o", str(exe)],
+         what=f"harness for {target.name}")
     return exe
 
 
-def run_harness(exe, target: Target, x):
+def run_harness(exe, target: Target, x, parts: int | None = None):
     """Run the harness on a batch x (first axis = samples) under the target's `run` prefix;
-    returns the outputs as a float32 array [samples, OUTPUT_SIZE]."""
+    returns the outputs as a float32 array [samples, OUTPUT_SIZE]. parts (a harness built with
+    pool): through <name>_infer_parallel with that many parts and threads."""
     import numpy as np
     d = Path(exe).parent
     x = np.ascontiguousarray(x, dtype=np.float32)
     (d / "x.bin").write_bytes(x.tobytes())
-    _run([*target.run, str(exe), str(d / "x.bin"), str(d / "y.bin"), str(len(x))], what=f"run on {target.name}")
+    extra = [str(int(parts))] if parts else []
+    _run([*target.run, str(exe), str(d / "x.bin"), str(d / "y.bin"), str(len(x)), *extra], what=f"run on {target.name}")
     return np.frombuffer((d / "y.bin").read_bytes(), dtype=np.float32).reshape(len(x), -1)

@@ -68,10 +68,20 @@ def module_name(name: str, files: dict[str, str], target: Target) -> str:
     return f"_xnorgen_{name}_{h.hexdigest()[:16]}"
 
 
-def _cdef(name: str) -> str:
-    p = name.upper()
-    return (f"#define {p}_INPUT_SIZE ...\n#define {p}_OUTPUT_SIZE ...\n#define {p}_ARENA_SIZE ...\n"
-            f"int {infer_symbol(name)}(const float *input, float *output, void *arena);\n")
+def _cdef(name: str, parallel: bool) -> str:
+    """The module's C declarations: the contract's entry point and size macros, and on hosted
+    targets the parallel entry point with xg_pool (templates/host/xg_pool.h)."""
+    p, infer = name.upper(), infer_symbol(name)
+    cdef = (f"#define {p}_INPUT_SIZE ...\n#define {p}_OUTPUT_SIZE ...\n#define {p}_ARENA_SIZE ...\n"
+            f"int {infer}(const float *input, float *output, void *arena);\n")
+    if parallel:
+        cdef += (f"#define {p}_MAX_PARTS ...\n"
+                 f"int {infer}_parallel(const float *input, float *output, void *arena, int parts,\n"
+                 "    void (*parallel_for)(void *pool, int n, void (*task)(void *ctx, int i), void *ctx), void *pool);\n"
+                 "typedef struct xg_pool xg_pool;\nxg_pool *xg_pool_create(int threads);\n"
+                 "void xg_pool_destroy(xg_pool *pool);\n"
+                 "void xg_pool_parallel_for(void *pool, int n, void (*task)(void *ctx, int i), void *ctx);\n")
+    return cdef
 
 
 def _compile(modname: str, name: str, files: dict[str, str], target: Target, dest: Path) -> None:
@@ -82,10 +92,13 @@ def _compile(modname: str, name: str, files: dict[str, str], target: Target, des
         for fname, text in files.items():
             (work / fname).write_text(text)
         ffi = cffi.FFI()
-        ffi.cdef(_cdef(name))
-        ffi.set_source(modname, f'#include "{name}.h"',
-                       sources=[str(work / f"{name}.c"), str(work / f"{name}_weights.c")],
-                       include_dirs=[str(work)], extra_compile_args=list(target.cflags))
+        parallel = "xg_pool.c" in files
+        ffi.cdef(_cdef(name, parallel))
+        sources = [f"{name}.c", f"{name}_weights.c"] + (["xg_pool.c"] if parallel else [])
+        ffi.set_source(modname, f'#include "{name}.h"\n' + ('#include "xg_pool.h"\n' if parallel else ""),
+                       sources=[str(work / f) for f in sources], include_dirs=[str(work)],
+                       extra_compile_args=list(target.cflags) + (["-pthread"] if parallel else []),
+                       extra_link_args=["-pthread"] if parallel else [])
         old_cc = os.environ.get("CC")
         os.environ.setdefault("CC", target.cc)
         try:

@@ -28,11 +28,12 @@ def cores() -> int:
 class CompiledNetwork:
     """A network compiled for this machine: call it on one sample or a batch (first axis).
 
-    threads (None: every core this process may use): a batch is split into that many runs of
-    consecutive samples, each on its own thread with its own arena (cffi releases the GIL
-    during the C call), so the bits are those of one thread. One sample runs on one thread:
-    intra-op parallelism is not built yet. Arenas are kept per calling thread and reused (the
-    C needs no zeroed arena), so a plain call costs what `bind` does."""
+    threads (None: every core this process may use): a batch is split into runs of consecutive
+    samples, one per thread with its own arena (cffi releases the GIL during the C call); the
+    samples left over when the batch is not a multiple of `threads` (one sample, say) run one
+    at a time through <name>_infer_parallel, each kernel split over the threads of an xg_pool
+    (templates/host/xg_pool.c). Either way the bits are those of one thread. Arenas are kept per
+    calling thread and reused (the C needs no zeroed arena)."""
 
     def __init__(self, plan: Plan, files: dict[str, str], module, threads: int | None = 1):
         self.plan, self.files, self._mod = plan, files, module
@@ -47,6 +48,8 @@ class CompiledNetwork:
         self.output_shape = tuple(plan.net.output_shape)
         self.arena_size = int(getattr(module.lib, f"{name.upper()}_ARENA_SIZE"))
         self._infer = getattr(module.lib, infer_symbol(name))
+        self._infer_parallel = getattr(module.lib, infer_symbol(name) + "_parallel", None)
+        self._xg_pool, self._xg_pool_lock = None, threading.Lock()
         assert int(getattr(module.lib, f"{name.upper()}_INPUT_SIZE")) == plan.input_size
 
     @property
@@ -83,6 +86,40 @@ class CompiledNetwork:
                 weakref.finalize(self, self._pool.shutdown, wait=False)    # its threads end with the library
         return self._pool
 
+    def _parallel_pool(self):
+        """The library's xg_pool of `threads` threads, made on first use (None: no parallel entry
+        point on this target, or one thread)."""
+        if self._infer_parallel is None or self.threads < 2:
+            return None
+        with _POOL_LOCK:
+            if self._xg_pool is None:
+                lib = self._mod.lib
+                pool = lib.xg_pool_create(self.threads)
+                if pool == self._mod.ffi.NULL:
+                    raise RuntimeError(f"xg_pool_create({self.threads}) failed: cannot start threads")
+                self._xg_pool = pool
+                weakref.finalize(self, lib.xg_pool_destroy, pool)
+        return self._xg_pool
+
+    def _run_parallel(self, samples: np.ndarray, out: np.ndarray) -> None:
+        """samples[i] -> out[i] in order, each split over the pool's threads; on one thread if
+        another caller is using the pool (one pool runs one parallel-for at a time)."""
+        pool = self._parallel_pool()
+        if pool is None or not self._xg_pool_lock.acquire(blocking=False):
+            return self._run(samples, out)
+        try:
+            ffi = self._mod.ffi
+            arena = self._arena()
+            pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+            pfor = ffi.addressof(self._mod.lib, "xg_pool_parallel_for")
+            for s, o in zip(samples, out):
+                rc = self._infer_parallel(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa,
+                                          self.threads, pfor, pool)
+                if rc != 0:
+                    raise RuntimeError(f"{infer_symbol(self.name)}_parallel returned {rc}")
+        finally:
+            self._xg_pool_lock.release()
+
     def _arena(self) -> np.ndarray:
         """This thread's arena, made once and reused."""
         arena = getattr(self._local, "arena", None)
@@ -107,12 +144,11 @@ class CompiledNetwork:
         samples, is_batch = split_batch(self.plan.net, x)
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         out = np.empty((len(samples),) + self.output_shape, dtype=np.float32)
-        n = min(self.threads, len(samples))
-        if n <= 1:
-            self._run(samples, out)
-        else:                                    # consecutive runs of samples, one per thread
-            bounds = np.linspace(0, len(samples), n + 1).astype(int)
+        whole = len(samples) // self.threads * self.threads if self.threads > 1 else 0   # fill every thread
+        if whole:                                # consecutive runs of samples, one per thread
+            bounds = np.linspace(0, whole, self.threads + 1).astype(int)
             pool = self._workers()
             for f in [pool.submit(self._run, samples[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]:
                 f.result()
+        self._run_parallel(samples[whole:], out[whole:])   # the rest: each sample on every thread
         return out if is_batch else out[0]
