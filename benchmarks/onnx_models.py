@@ -20,25 +20,25 @@ def _session(graph_nodes, inputs, outputs, initializers, threads=1):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def conv_session(c, h, w, f, k, pad, stride=1, seed=0, threads=1):
+def conv_session(c, h, w, f, k, pad, stride=1, seed=0, threads=1, batch=1):
     from onnx import TensorProto, helper, numpy_helper
     wt = np.random.default_rng(seed).standard_normal((f, c, k, k)).astype(np.float32)
     node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[k, k], pads=[pad] * 4, strides=[stride] * 2)
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, w])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, h, w])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")], threads)
 
 
-def dense_session(n_in, n_out, seed=0, threads=1):
+def dense_session(n_in, n_out, seed=0, threads=1, batch=1):
     from onnx import TensorProto, helper, numpy_helper
     wt = np.random.default_rng(seed).standard_normal((n_in, n_out)).astype(np.float32)
     node = helper.make_node("MatMul", ["x", "w"], ["y"])
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, n_in])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     return _session([node], [x], [y], [numpy_helper.from_array(wt, "w")], threads)
 
 
-def network_session(net, seed=0, threads=1):
+def network_session(net, seed=0, threads=1, batch=1):
     """The float twin of an xnorgen Network (conv/dense/bn/relu/pool/add/flatten/softmax),
     binary layers replaced by float ones of the same shape."""
     from onnx import TensorProto, helper, numpy_helper
@@ -85,6 +85,6 @@ def network_session(net, seed=0, threads=1):
             nodes.append(helper.make_node("Softmax", ins, [name], axis=-1))
         else:
             raise ValueError(f"no ONNX twin for {t}")
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, *net.input_shape])
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, *net.input_shape])
     y = helper.make_tensor_value_info(net.output, TensorProto.FLOAT, None)
     return _session(nodes, [x], [y], inits, threads)

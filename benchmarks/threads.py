@@ -1,7 +1,7 @@
 """Threads: one sample's latency, and a batch's throughput (issue 19, items 1, 4 and 5).
 
     python benchmarks/threads.py --latency [--rounds 30] [--burst 1] [--only L1,L2,L3,FC,ResNet18]
-    python benchmarks/threads.py [--batch 16] [--rounds 15] [--only L1,L3,FC,cifar_xnor]
+    python benchmarks/threads.py [--batch 16] [--rounds 15] [--only L1,L2,L3,FC,cifar_xnor]
 
 --latency: one sample through `lib(x)` of `xnorgen.build(net, threads=1)` and `threads=2` (the
 second runs <name>_infer_parallel on the library's xg_pool), and onnxruntime fp32's twin of the
@@ -11,9 +11,11 @@ each call, as after any pause; burst 5: mostly awake from the call before, as in
 Prints medians and the per-round ratios: xnorgen 1 thread / 2 threads, onnxruntime the same,
 and onnxruntime / xnorgen at 2 threads each. The bits of both xnorgen variants are checked equal.
 
-Without --latency: one batch through threads=1, threads=2, and the same batch through `bind`
-one sample at a time (no Python per call beyond the cffi call), in interleaved rounds; prints
-medians and the per-round ratios (threads=1 / threads=2; plain call / bind).
+Without --latency: one batch through `lib(x)` at threads=1 (<name>_infer_batch) and threads=2,
+the same batch one sample at a time through `bind` (<name>_infer, no Python per call beyond the
+cffi call), and onnxruntime fp32 on the same batch at 1 and 2 threads, in interleaved rounds;
+prints medians, the per-round ratios, and binary MACs per cycle at the clock benchmarks/clock.py
+measures in the same run.
 """
 from __future__ import annotations
 
@@ -43,22 +45,23 @@ def networks(tmp, only):
             yield name, xnorgen.load(HERE.parent / "examples" / f"{name}.yaml")
 
 
-def ort_session(name, net, threads):
-    """onnxruntime's fp32 twin of a benchmark item at `threads` intra-op threads, and its input;
-    None without onnxruntime."""
+def ort_session(name, net, threads, batch=1):
+    """onnxruntime's fp32 twin of a benchmark item at `threads` intra-op threads on a batch, and
+    its input, as a callable; None without onnxruntime."""
     try:
         from onnx_models import conv_session, dense_session, network_session
     except ImportError:
         return None
     if name in LAYERS:
         spec = LAYERS[name]
-        sess = conv_session(spec["c"], spec["h"], spec["w"], spec["f"], spec["k"], spec["pad"], threads=threads)
+        sess = conv_session(spec["c"], spec["h"], spec["w"], spec["f"], spec["k"], spec["pad"], threads=threads,
+                            batch=batch)
         feed = "x"
     elif name == "FC":
-        sess, feed = dense_session(4096, 4096, threads=threads), "x"
+        sess, feed = dense_session(4096, 4096, threads=threads, batch=batch), "x"
     else:
-        sess, feed = network_session(net, threads=threads), "input"
-    x = np.random.default_rng(0).standard_normal((1, *net.input_shape)).astype(np.float32)
+        sess, feed = network_session(net, threads=threads, batch=batch), "input"
+    x = np.random.default_rng(0).standard_normal((batch, *net.input_shape)).astype(np.float32)
     return lambda: sess.run(None, {feed: x})
 
 
@@ -104,25 +107,9 @@ def print_latency(a):
                   flush=True)
 
 
-def ort_twins(name):
-    """onnxruntime's fp32 conv of the same shape at 1 and 2 intra-op threads (what this machine's
-    second core gives a mature engine right now), or {} without onnxruntime or for other items."""
-    if name not in LAYERS:
-        return {}
-    try:
-        from onnx_models import conv_session
-    except ImportError:
-        return {}
-    spec = LAYERS[name]
-    x = np.random.default_rng(0).standard_normal((1, spec["c"], spec["h"], spec["w"])).astype(np.float32)
-    out = {}
-    for t in (1, 2):
-        sess = conv_session(spec["c"], spec["h"], spec["w"], spec["f"], spec["k"], spec["pad"], threads=t)
-        out[f"ort threads={t}"] = (lambda s: lambda: s.run(None, {"x": x}))(sess)
-    return out
-
-
-def measure(net, batch: int, rounds: int, extra=None) -> dict:
+def measure(name, net, batch: int, rounds: int) -> dict:
+    """A batch through threads=1 (<name>_infer_batch), threads=2, one sample at a time through
+    `bind`, and onnxruntime on the same batch at 1 and 2 threads, interleaved."""
     one, two = xnorgen.build(net, threads=1), xnorgen.build(net, threads=2)
     x = np.random.default_rng(0).uniform(-1, 1, (batch, *one.input_shape)).astype(np.float32)
     out = np.empty((batch, *one.output_shape), dtype=np.float32)
@@ -134,15 +121,42 @@ def measure(net, batch: int, rounds: int, extra=None) -> dict:
             c()
     want = one(x)
     bound()
-    assert np.array_equal(two(x), want) and np.array_equal(out, want), "threads changed the bits"
-    fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound, **(extra or {})}
+    assert np.array_equal(two(x), want) and np.array_equal(out, want), "threads or batching changed the bits"
+    fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound}
+    for t in (1, 2):
+        ort = ort_session(name, net, t, batch)
+        if ort is not None:
+            fns[f"ort {t}"] = ort
     t = interleaved_times(fns, rounds)
     r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
          "speedup": float(np.median(t["threads=1"] / t["threads=2"])),
-         "plain/bind": float(np.median(t["threads=1"] / t["bind"]))}
-    if "ort threads=2" in t:
-        r["ort speedup"] = float(np.median(t["ort threads=1"] / t["ort threads=2"]))
+         "bind/batch": float(np.median(t["bind"] / t["threads=1"]))}
+    if "ort 2" in t:
+        r["ort/xnorgen at 1"] = float(np.median(t["ort 1"] / t["threads=1"]))
+        r["ort/xnorgen at 2"] = float(np.median(t["ort 2"] / t["threads=2"]))
+        r["ort 1/2"] = float(np.median(t["ort 1"] / t["ort 2"]))
     return r
+
+
+def print_batches(a):
+    from bench import macs_of
+    from clock import measure_clock_ghz
+    ghz = measure_clock_ghz()
+    print(f"batch {a.batch}, {a.rounds} interleaved rounds, medians; clock {ghz:.2f} GHz (benchmarks/clock.py)\n")
+    print("| item | xnorgen 1 thread ms | one sample at a time ms | batch gain | binary MACs/cycle, 1 thread "
+          "| xnorgen 2 threads ms | 2 threads / 1 | onnxruntime 1 thread ms | 2 threads ms | onnxruntime 2 / 1 "
+          "| vs onnxruntime, 1 thread each | vs onnxruntime, 2 threads each |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, net in networks(tmp, a.only.split(",")):
+            r = measure(name, net, a.batch, a.rounds)
+            ms = r["ms"]
+            binary = macs_of(net)[1] * a.batch
+            per_cycle = binary / (ms["threads=1"] * 1e-3 * ghz * 1e9)
+            ort = (f"{ms['ort 1']:.2f} | {ms['ort 2']:.2f} | {r['ort 1/2']:.2f}x | {r['ort/xnorgen at 1']:.1f}x | "
+                   f"{r['ort/xnorgen at 2']:.1f}x") if "ort 2" in ms else "- | - | - | - | -"
+            print(f"| {name} | {ms['threads=1']:.2f} | {ms['bind']:.2f} | {r['bind/batch']:.2f}x | {per_cycle:.0f} | "
+                  f"{ms['threads=2']:.2f} | {r['speedup']:.2f}x | {ort} |", flush=True)
 
 
 def main():
@@ -150,25 +164,15 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--only", default=None, help="items (default: L1,L2,L3,FC,ResNet18 with --latency, "
-                    "else L1,L3,FC,cifar_xnor)")
+                    "else L1,L2,L3,FC,cifar_xnor)")
     ap.add_argument("--latency", action="store_true", help="one sample at 1 and 2 threads, against onnxruntime")
     ap.add_argument("--burst", type=int, default=1, help="--latency: calls back to back per round (the last counts)")
     a = ap.parse_args()
     if a.latency:
         a.only = a.only or "L1,L2,L3,FC,ResNet18"
         return print_latency(a)
-    a.only = a.only or "L1,L3,FC,cifar_xnor"
-    print(f"batch {a.batch}, {a.rounds} interleaved rounds, medians\n")
-    print("| network | threads=1 ms | threads=2 ms | bind ms | 2 threads / 1 | plain call / bind "
-          "| onnxruntime 2 threads / 1 (one sample, same rounds) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, net in networks(tmp, a.only.split(",")):
-            r = measure(net, a.batch, a.rounds, ort_twins(name))
-            ms = r["ms"]
-            ort = f"{r['ort speedup']:.2f}x" if "ort speedup" in r else "-"
-            print(f"| {name} | {ms['threads=1']:.2f} | {ms['threads=2']:.2f} | {ms['bind']:.2f} | "
-                  f"{r['speedup']:.2f}x | {r['plain/bind']:.3f} | {ort} |", flush=True)
+    a.only = a.only or "L1,L2,L3,FC,cifar_xnor"
+    print_batches(a)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def callgrind_counts(exe: Path, prefix: str) -> dict[str, int]:
     text = subprocess.run(["callgrind_annotate", "--threshold=100", str(out)],
                           check=True, capture_output=True, text=True).stdout
     counts = {}
-    for m in re.finditer(r"^\s*([\d,]+)\s.*?:(\w+)\s", text, flags=re.M):
+    for m in re.finditer(r"^\s*([\d,]+)\s.*?:([\w.]+)\s", text, flags=re.M):   # names with gcc clone suffixes too
         if m.group(2).startswith(prefix):
             counts[m.group(2)[len(prefix):]] = int(m.group(1).replace(",", ""))
     return counts
@@ -71,7 +71,24 @@ def measure(net, target, workdir) -> dict[str, int]:
     return kernel_counts(callgrind_counts(exe, f"{net.name}_"))
 
 
+#: Functions the C generates around a kernel on hosted targets (network.c.j2): its step in the
+#: driver, into which a split kernel is inlined, and its serial prologue. Their instructions are
+#: the kernel's.
+KERNEL_PARTS = ("_step", "_pre")
+
+
 def kernel_counts(by_function: dict[str, int]) -> dict[str, int]:
     """{function name without the <net>_ prefix: count} -> {kernel ident: count} as the simulator
-    names them: layer kernels by their layer's ident, stages as binarize_<ident>; infer dropped."""
-    return {(k[len("layer_"):] if k.startswith("layer_") else k): v for k, v in by_function.items() if k != "infer"}
+    names them: layer kernels by their layer's ident, stages as binarize_<ident>; a kernel's step
+    and prologue (KERNEL_PARTS) and gcc's clones of them added to it; the entry points dropped."""
+    out: dict[str, int] = {}
+    for k, v in by_function.items():
+        k = k.split(".", 1)[0]          # gcc's clones: <fn>.constprop.0, <fn>.isra.0, <fn>.part.0
+        if k in ("infer", "infer_parallel", "infer_batch"):
+            continue
+        for suffix in KERNEL_PARTS:
+            if k.endswith(suffix):
+                k = k[: -len(suffix)]
+        k = k[len("layer_"):] if k.startswith("layer_") else k
+        out[k] = out.get(k, 0) + v
+    return out

@@ -1,5 +1,6 @@
 """Random networks on every x86 target, library and harness built with ASan + UBSan, run on
-finite inputs (checked against the reference) and on NaN/Inf inputs (which must stay memory-safe).
+finite inputs (checked against the reference; through the batch and parallel entry points too)
+and on NaN/Inf inputs (which must stay memory-safe).
 
 The harness (templates/harness.c.j2, mode io) gives the library an arena of exactly <NAME>_ARENA_SIZE bytes
 and input/output buffers of exactly their sizes, all on the heap, so any access past them, and
@@ -41,12 +42,12 @@ def _networks(directory, rng):
 def _sanitized_harness(net, target, directory):
     _, files = compile_network(net, target)
     crossbuild.make_library(files, directory, target, " ".join(SANITIZE))
-    return crossbuild.build_harness(directory, net.name, target, SANITIZE)
+    return crossbuild.build_harness(directory, net.name, target, SANITIZE, pool=True)
 
 
-def _run(exe, net, target, x):
+def _run(exe, net, target, x, parts=None):
     try:
-        return crossbuild.run_harness(exe, target, x)
+        return crossbuild.run_harness(exe, target, x, parts)
     except XnorgenError as e:           # the error keeps one line: run again for the sanitizer's report
         d = exe.parent
         r = subprocess.run([str(exe), str(d / "x.bin"), str(d / "y.bin"), str(len(x))], capture_output=True, text=True)
@@ -75,6 +76,10 @@ def test_random_networks_clean_under_asan_ubsan(tmp_path, name):
         exe = _sanitized_harness(net, target, d)
         got, want = _run(exe, net, target, x), xnorgen.reference(net, x).reshape(3, -1)
         assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max())), (net.name, name)
+        # the batch entry point in an arena of exactly 3 * ARENA_STRIDE bytes, and the parallel
+        # one on 2 threads: the same bits, nothing touched outside their buffers
+        for parts in (-1, 2):
+            assert np.array_equal(_run(exe, net, target, x, parts), got), (net.name, name, parts)
         # docs/trust.md: NaN or Inf inputs give unspecified values, but the call returns 0 and
         # stays inside its buffers (run_harness fails on any other exit status)
         assert _run(exe, net, target, _non_finite(rng, net.input_shape)).shape == (6, int(np.prod(net.output_shape)))

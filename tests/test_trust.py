@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from netgen import write_net
 from xnorgen.cli import main
-from xnorgen.codegen.render import checked_context, isa_headers
+from xnorgen.codegen.render import POOL_FILES, checked_context, isa_headers
 from xnorgen.target import resolve
 
 LAYERS = [{"name": "conv", "type": "conv2d", "mode": "xnor", "filters": 4, "kernel": 3, "padding": 1},
@@ -332,5 +332,5 @@ def test_an_output_of_another_network_is_replaced_with_its_build_products(net, t
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [".xnorgen-output.json", "Makefile", "manifest.json", "other.c", "other.h", "other_weights.c",
-         "other_weights.h", *isa_headers(resolve("x86-64"))])
+         "other_weights.h", *isa_headers(resolve("x86-64")), *POOL_FILES])
     assert not list(tmp_path.glob(".out.*"))

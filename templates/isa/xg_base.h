@@ -4,6 +4,17 @@
 #ifndef XG_BASE_H
 #define XG_BASE_H
 
+/* A kernel the parallel entry point splits (hosted targets) takes its range [lo, hi) at run
+ * time. Inlined into the driver's step, which passes the whole range as constants, its loops
+ * keep the compile-time bounds of a kernel without a range (gcc does not clone it by itself:
+ * armv8's digits convs measured 20 % more instructions without this); the part tasks get
+ * their own copy, with run-time bounds. */
+#if defined(__GNUC__)
+#define XG_SPLIT_KERNEL static inline __attribute__((always_inline))
+#else
+#define XG_SPLIT_KERNEL static inline
+#endif
+
 /* An xnor dense layer's beta: its XG_SL partial sums added pairwise (s[l] += s[l + XG_SL / 2],
  * then a quarter, ...), the order every form of xg_pack_vector shares. */
 static inline float xg_pairwise_sum(float s[XG_SL])

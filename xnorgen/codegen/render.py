@@ -25,6 +25,8 @@ from xnorgen.plan.tiling import BINARIZE_TILE
 
 #: Most parts <name>_infer_parallel accepts (<NAME>_MAX_PARTS): xg_pool's thread limit.
 MAX_PARTS = 256
+#: Samples a dense layer's batch variant takes per pass over its weights (<name>_infer_batch).
+BATCH_BLOCK = 16
 
 #: What a string handed to a template may contain: identifiers, numbers, C operators, spaces and
 #: line breaks. No quote, backslash, `#`, `$` or non-ASCII character, and (checked separately) no
@@ -90,7 +92,10 @@ def with_calls(k: dict, args: list[str], split) -> dict:
     range [0, extent)); a split kernel also gets `split` (extent, task), `part_call` (over
     [lo, hi), in its part's task) and, with a prologue, `pre_call` (the serial step before)."""
     fn = k["fn"]
-    k.update(call=f"{fn}({', '.join(args)})", split=None, part_call=None, pre_call=None)
+    k.update(call=f"{fn}({', '.join(args)})", split=None, part_call=None, pre_call=None,
+             batch=None)
+    if k.get("batch_arg_types"):        # a kernel with a batch variant: its arguments, one per sample
+        k["batch"] = {"fn": f"{fn}_batch", "args": [{"expr": a, "type": t} for a, t in zip(args, k["batch_arg_types"])]}
     if split is not None:
         k.update(call=f"{fn}({', '.join(args + ['0', str(split.extent)])})",
                  part_call=f"{fn}({', '.join(args + ['lo', 'hi'])})",
@@ -109,6 +114,21 @@ def kernel_context(lp: LayerPlan, plan: Plan) -> dict | None:
     k.update(template=kind.template, name=lp.ident, fn=kernel_symbol(plan.net.name, lp.ident),
              sym=const_prefix(plan.net.name, lp.ident), mode=getattr(lp.layer, "mode", None))
     return with_calls(k, args, lp.split)
+
+
+def batch_segments(kernels: list[dict]) -> list[dict]:
+    """The batch entry point's order: runs of kernels that go sample by sample (their tensors stay
+    in cache from one kernel to the next), split at each kernel with a batch variant, which runs
+    once for a block of samples (its weights read once per block)."""
+    segments: list[dict] = []
+    for k in kernels:
+        if k["batch"] is not None:
+            segments.append({"batched": k, "kernels": []})
+        elif segments and not segments[-1]["batched"]:
+            segments[-1]["kernels"].append(k)
+        else:
+            segments.append({"batched": None, "kernels": [k]})
+    return segments
 
 
 def kernel_contexts(plan: Plan) -> list[dict]:
@@ -135,7 +155,8 @@ def _net_context(plan: Plan) -> dict:
             "input_shape": list(net.input_shape), "output_shape": list(net.output_shape),
             "word_bits": t.word_bits, "word_t": f"uint{t.word_bits}_t", "popcount": t.popcount,
             "cc": t.cc, "ar": t.ar, "cflags": " ".join(t.cflags), "mask_bits": 8 * mask_bytes(t), "fma": t.fma,
-            "stream_prefetch": t.stream_prefetch, "parallel": t.hosted, "max_parts": MAX_PARTS, **isa_config(t)}
+            "stream_prefetch": t.stream_prefetch, "parallel": t.hosted, "max_parts": MAX_PARTS, "batch_block": BATCH_BLOCK,
+            **isa_config(t)}
 
 
 def render(plan: Plan) -> dict[str, str]:
@@ -156,7 +177,8 @@ def render(plan: Plan) -> dict[str, str]:
     checked_context({"net": net, "kernels": kernels, "consts": consts})
     return {
         f"{name}.h": _ENV.get_template("header.h.j2").render(net=net),
-        f"{name}.c": _ENV.get_template("network.c.j2").render(net=net, kernels=kernels),
+        f"{name}.c": _ENV.get_template("network.c.j2").render(net=net, kernels=kernels,
+                                                               segments=batch_segments(kernels)),
         f"{name}_weights.h": _ENV.get_template("weights.h.j2").render(net=net, consts=consts),
         f"{name}_weights.c": _ENV.get_template("weights.c.j2").render(net=net, consts=consts),
         **hooks, **pool,

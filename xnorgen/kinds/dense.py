@@ -76,9 +76,13 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
          "has_alpha": layer.mode != "float" and layer.scale_weight,
          "has_k": layer.mode == "xnor" and layer.scale_input}
     args = io_args(lp, plan)
+    # hosted targets: a batch variant (<name>_infer_batch), one pointer per sample for each argument
+    k["batch_arg_types"] = ["const float *", "float *"] if plan.target.hosted else None
     if layer.mode == "xnor":
         k["prefetch_bytes"] = lp.tiling.prefetch_bytes
         args.append(pointer(plan, lp.scratch["packed"], False, "xg_word_t"))
+        if k["batch_arg_types"]:
+            k["batch_arg_types"].append("xg_word_t *")
     return k, args
 
 

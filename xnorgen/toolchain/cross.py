@@ -181,7 +181,8 @@ def build_harness(directory, name: str, target: Target, extra_cflags: tuple[str,
 def run_harness(exe, target: Target, x, parts: int | None = None):
     """Run the harness on a batch x (first axis = samples) under the target's `run` prefix;
     returns the outputs as a float32 array [samples, OUTPUT_SIZE]. parts (a harness built with
-    pool): through <name>_infer_parallel with that many parts and threads."""
+    pool): through <name>_infer_parallel with that many parts and threads; -1: the whole batch
+    in one <name>_infer_batch call."""
     import numpy as np
     d = Path(exe).parent
     x = np.ascontiguousarray(x, dtype=np.float32)

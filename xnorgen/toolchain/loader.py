@@ -70,12 +70,14 @@ def module_name(name: str, files: dict[str, str], target: Target) -> str:
 
 def _cdef(name: str, parallel: bool) -> str:
     """The module's C declarations: the contract's entry point and size macros, and on hosted
-    targets the parallel entry point with xg_pool (templates/host/xg_pool.h)."""
+    targets the batch and parallel entry points, with xg_pool (templates/host/xg_pool.h)."""
     p, infer = name.upper(), infer_symbol(name)
     cdef = (f"#define {p}_INPUT_SIZE ...\n#define {p}_OUTPUT_SIZE ...\n#define {p}_ARENA_SIZE ...\n"
             f"int {infer}(const float *input, float *output, void *arena);\n")
     if parallel:
-        cdef += (f"#define {p}_MAX_PARTS ...\n"
+        cdef += (f"#define {p}_ARENA_STRIDE ...\n"
+                 f"int {infer}_batch(const float *input, float *output, int n, void *arena);\n"
+                 f"#define {p}_MAX_PARTS ...\n"
                  f"int {infer}_parallel(const float *input, float *output, void *arena, int parts,\n"
                  "    void (*parallel_for)(void *pool, int n, void (*task)(void *ctx, int i), void *ctx), void *pool);\n"
                  "typedef struct xg_pool xg_pool;\nxg_pool *xg_pool_create(int threads);\n"

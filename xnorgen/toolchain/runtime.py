@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from xnorgen.codegen.render import BATCH_BLOCK
 from xnorgen.naming import infer_symbol
 from xnorgen.plan.core import Plan
 from xnorgen.reference import split_batch
@@ -49,6 +50,8 @@ class CompiledNetwork:
         self.arena_size = int(getattr(module.lib, f"{name.upper()}_ARENA_SIZE"))
         self._infer = getattr(module.lib, infer_symbol(name))
         self._infer_parallel = getattr(module.lib, infer_symbol(name) + "_parallel", None)
+        self._infer_batch = getattr(module.lib, infer_symbol(name) + "_batch", None)
+        self.arena_stride = int(getattr(module.lib, f"{name.upper()}_ARENA_STRIDE", 0))
         self._xg_pool, self._xg_pool_lock = None, threading.Lock()
         assert int(getattr(module.lib, f"{name.upper()}_INPUT_SIZE")) == plan.input_size
 
@@ -56,11 +59,12 @@ class CompiledNetwork:
     def manifest(self) -> dict:
         return json.loads(self.files["manifest.json"])
 
-    def new_arena(self) -> np.ndarray:
-        """A 64-byte-aligned arena of exactly ARENA_SIZE bytes (a view into a larger buffer)."""
-        raw = np.zeros(self.arena_size + 64, dtype=np.uint8)
+    def new_arena(self, nbytes: int | None = None) -> np.ndarray:
+        """A 64-byte-aligned arena of exactly ARENA_SIZE (or nbytes) bytes (a view into a larger buffer)."""
+        nbytes = self.arena_size if nbytes is None else nbytes
+        raw = np.zeros(nbytes + 64, dtype=np.uint8)
         start = (-raw.ctypes.data) % 64
-        return raw[start:start + self.arena_size]
+        return raw[start:start + nbytes]
 
     def bind(self, x: np.ndarray, out: np.ndarray, arena: np.ndarray | None = None):
         """A zero-argument callable running one sample from x into out with a fixed arena (a new
@@ -120,20 +124,32 @@ class CompiledNetwork:
         finally:
             self._xg_pool_lock.release()
 
-    def _arena(self) -> np.ndarray:
-        """This thread's arena, made once and reused."""
+    def _arena(self, samples: int = 1) -> np.ndarray:
+        """This thread's arena, for one sample or (<name>_infer_batch) `samples` of them, made once
+        and reused (at least ARENA_SIZE bytes, or samples x ARENA_STRIDE)."""
         arena = getattr(self._local, "arena", None)
-        if arena is None:
-            arena = self._local.arena = self.new_arena()
+        need = self.arena_size if samples == 1 else samples * self.arena_stride
+        if arena is None or arena.size < need:
+            arena = self._local.arena = self.new_arena(need)
         return arena
 
     def _run(self, samples: np.ndarray, out: np.ndarray) -> None:
-        """samples[i] -> out[i] in order, on the calling thread with its arena."""
-        ffi, infer = self._mod.ffi, self._infer
+        """samples[i] -> out[i] in order, on the calling thread with its arena: blocks of
+        BATCH_BLOCK samples through <name>_infer_batch where the target has it, else one by one."""
+        ffi = self._mod.ffi
+        if self._infer_batch is not None and len(samples) > 1:
+            arena = self._arena(BATCH_BLOCK)
+            pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+            for i in range(0, len(samples), BATCH_BLOCK):
+                s, o = samples[i:i + BATCH_BLOCK], out[i:i + BATCH_BLOCK]
+                rc = self._infer_batch(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), len(s), pa)
+                if rc != 0:
+                    raise RuntimeError(f"{infer_symbol(self.name)}_batch returned {rc}")
+            return
         arena = self._arena()
         pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
         for s, o in zip(samples, out):
-            rc = infer(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa)
+            rc = self._infer(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa)
             if rc != 0:
                 raise RuntimeError(f"{infer_symbol(self.name)} returned {rc}")
 
