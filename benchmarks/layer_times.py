@@ -46,7 +46,8 @@ def layer_times(net, target, reps: int = 200, cold_mib: int = 0,
         write_directory(files, d / "gen")
         src = (d / "gen" / f"{name}.c").read_text()
         calls = driver_calls(src, name)
-        fns = [re.match(r"(\w+)\(", c).group(1) for c in calls]
+        # each kernel's function; on hosted targets the driver calls its step, <kernel>_step
+        fns = [re.sub(r"_step$", "", re.match(r"(\w+)\(", c).group(1)) for c in calls]
         sizes = json.loads(files["manifest.json"])
         (d / "harness.c").write_text(render_timing(
             list(zip(fns, (c.rstrip(";") for c in calls))), sizes["input_size"], sizes["output_size"],

@@ -8,12 +8,15 @@ second runs <name>_infer_parallel on the library's xg_pool), and onnxruntime fp3
 same shape at 1 and 2 intra-op threads, in interleaved rounds. Each round runs every candidate
 `--burst` times back to back and counts the mean per call (burst 1: workers woken from sleep at
 each call, as after any pause; burst 5: mostly awake from the call before, as in a stream).
-Prints medians and the per-round ratios: xnorgen 1 thread / 2 threads, onnxruntime the same,
-and onnxruntime / xnorgen at 2 threads each. The bits of both xnorgen variants are checked equal.
+Prints medians and the per-round ratios: xnorgen 1 thread / 2 threads, the plain call at one
+thread / `bind` (the same sample through a fixed arena and output, item 4), the same with
+`lib(x, out=y)` reusing an output array / `bind`, onnxruntime 1 / 2
+threads, and onnxruntime / xnorgen at 1 and at 2 threads each. The bits of both xnorgen variants are checked equal.
 
-Without --latency: one batch through `lib(x)` at threads=1 (<name>_infer_batch) and threads=2,
-the same batch one sample at a time through `bind` (<name>_infer, no Python per call beyond the
-cffi call), and onnxruntime fp32 on the same batch at 1 and 2 threads, in interleaved rounds;
+Without --latency: one batch through `lib(x)` at threads=1 and threads=2, at threads=1 with dense
+layers batched (target knob batch_dense, <name>_infer_batch), the same batch one sample at a time
+through `bind` (<name>_infer, no Python per call beyond the cffi call), and onnxruntime fp32 on
+the same batch at 1 and 2 threads, in interleaved rounds;
 prints medians, the per-round ratios, and binary MACs per cycle at the clock benchmarks/clock.py
 measures in the same run.
 """
@@ -78,13 +81,18 @@ def latency(name, net, rounds: int, n: int) -> dict:
     x = np.random.default_rng(0).uniform(-1, 1, libs[1].input_shape).astype(np.float32)
     assert np.array_equal(libs[1](x), libs[2](x)), "threads changed the bits"
     fns = {f"xnorgen {t}": burst(lambda lib=lib: lib(x), n) for t, lib in libs.items()}
+    fns["bind"] = burst(libs[1].bind(x, np.empty(libs[1].output_shape, np.float32)), n)
+    y = np.empty(libs[1].output_shape, np.float32)
+    fns["out="] = burst(lambda: libs[1](x, out=y), n)
     for t in (1, 2):
         ort = ort_session(name, net, t)
         if ort is not None:
             fns[f"ort {t}"] = burst(ort, n)
     times = {k: v / n for k, v in interleaved_times(fns, rounds).items()}
     r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
-         "xnorgen 1/2": float(np.median(times["xnorgen 1"] / times["xnorgen 2"]))}
+         "xnorgen 1/2": float(np.median(times["xnorgen 1"] / times["xnorgen 2"])),
+         "plain/bind": float(np.median(times["xnorgen 1"] / times["bind"])),
+         "out/bind": float(np.median(times["out="] / times["bind"]))}
     if "ort 2" in times:
         r["ort 1/2"] = float(np.median(times["ort 1"] / times["ort 2"]))
         r["ort/xnorgen at 2"] = float(np.median(times["ort 2"] / times["xnorgen 2"]))
@@ -94,23 +102,28 @@ def latency(name, net, rounds: int, n: int) -> dict:
 
 def print_latency(a):
     print(f"one sample, {a.rounds} interleaved rounds, burst {a.burst}, medians\n")
-    print("| item | xnorgen 1 thread ms | 2 threads ms | xnorgen 2 threads / 1 | onnxruntime 1 thread ms "
-          "| 2 threads ms | onnxruntime 2 / 1 | vs onnxruntime, 1 thread each | vs onnxruntime, 2 threads each |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| item | xnorgen 1 thread ms | 2 threads ms | xnorgen 2 threads / 1 | plain call / bind | with out= / bind "
+          "| onnxruntime 1 thread ms | 2 threads ms | onnxruntime 2 / 1 | vs onnxruntime, 1 thread each "
+          "| vs onnxruntime, 2 threads each |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for name, net in networks(tmp, a.only.split(",")):
             r = latency(name, net, a.rounds, a.burst)
             ms = r["ms"]
             ort = (f"{ms['ort 1']:.3f} | {ms['ort 2']:.3f} | {r['ort 1/2']:.2f}x | {r['ort/xnorgen at 1']:.1f}x | "
                    f"{r['ort/xnorgen at 2']:.1f}x") if "ort 2" in ms else "- | - | - | - | -"
-            print(f"| {name} | {ms['xnorgen 1']:.3f} | {ms['xnorgen 2']:.3f} | {r['xnorgen 1/2']:.2f}x | {ort} |",
-                  flush=True)
+            print(f"| {name} | {ms['xnorgen 1']:.3f} | {ms['xnorgen 2']:.3f} | {r['xnorgen 1/2']:.2f}x | "
+                  f"{r['plain/bind']:.3f} | {r['out/bind']:.3f} | {ort} |", flush=True)
 
 
 def measure(name, net, batch: int, rounds: int) -> dict:
-    """A batch through threads=1 (<name>_infer_batch), threads=2, one sample at a time through
-    `bind`, and onnxruntime on the same batch at 1 and 2 threads, interleaved."""
+    """A batch through threads=1, threads=2, threads=1 with dense layers batched (target knob
+    batch_dense: <name>_infer_batch), one sample at a time through `bind`, and onnxruntime on the
+    same batch at 1 and 2 threads, interleaved."""
+    from dataclasses import replace
+    from xnorgen.target import resolve
     one, two = xnorgen.build(net, threads=1), xnorgen.build(net, threads=2)
+    dense = xnorgen.build(net, target=replace(resolve("host"), batch_dense=True))
     x = np.random.default_rng(0).uniform(-1, 1, (batch, *one.input_shape)).astype(np.float32)
     out = np.empty((batch, *one.output_shape), dtype=np.float32)
     arena = one.new_arena()
@@ -121,8 +134,9 @@ def measure(name, net, batch: int, rounds: int) -> dict:
             c()
     want = one(x)
     bound()
-    assert np.array_equal(two(x), want) and np.array_equal(out, want), "threads or batching changed the bits"
-    fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound}
+    assert np.array_equal(two(x), want) and np.array_equal(out, want), "threads changed the bits"
+    assert np.array_equal(dense(x), want), "batched dense layers changed the bits"
+    fns = {"threads=1": lambda: one(x), "threads=2": lambda: two(x), "bind": bound, "batch_dense": lambda: dense(x)}
     for t in (1, 2):
         ort = ort_session(name, net, t, batch)
         if ort is not None:
@@ -130,7 +144,8 @@ def measure(name, net, batch: int, rounds: int) -> dict:
     t = interleaved_times(fns, rounds)
     r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
          "speedup": float(np.median(t["threads=1"] / t["threads=2"])),
-         "bind/batch": float(np.median(t["bind"] / t["threads=1"]))}
+         "bind/batch": float(np.median(t["bind"] / t["threads=1"])),
+         "batched": float(np.median(t["threads=1"] / t["batch_dense"]))}
     if "ort 2" in t:
         r["ort/xnorgen at 1"] = float(np.median(t["ort 1"] / t["threads=1"]))
         r["ort/xnorgen at 2"] = float(np.median(t["ort 2"] / t["threads=2"]))
@@ -143,10 +158,10 @@ def print_batches(a):
     from clock import measure_clock_ghz
     ghz = measure_clock_ghz()
     print(f"batch {a.batch}, {a.rounds} interleaved rounds, medians; clock {ghz:.2f} GHz (benchmarks/clock.py)\n")
-    print("| item | xnorgen 1 thread ms | one sample at a time ms | batch gain | binary MACs/cycle, 1 thread "
-          "| xnorgen 2 threads ms | 2 threads / 1 | onnxruntime 1 thread ms | 2 threads ms | onnxruntime 2 / 1 "
-          "| vs onnxruntime, 1 thread each | vs onnxruntime, 2 threads each |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| item | xnorgen 1 thread ms | bind, one sample at a time ms | plain call gain | dense batched gain "
+          "| binary MACs/cycle, 1 thread | xnorgen 2 threads ms | 2 threads / 1 | onnxruntime 1 thread ms "
+          "| 2 threads ms | onnxruntime 2 / 1 | vs onnxruntime, 1 thread each | vs onnxruntime, 2 threads each |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for name, net in networks(tmp, a.only.split(",")):
             r = measure(name, net, a.batch, a.rounds)
@@ -155,7 +170,8 @@ def print_batches(a):
             per_cycle = binary / (ms["threads=1"] * 1e-3 * ghz * 1e9)
             ort = (f"{ms['ort 1']:.2f} | {ms['ort 2']:.2f} | {r['ort 1/2']:.2f}x | {r['ort/xnorgen at 1']:.1f}x | "
                    f"{r['ort/xnorgen at 2']:.1f}x") if "ort 2" in ms else "- | - | - | - | -"
-            print(f"| {name} | {ms['threads=1']:.2f} | {ms['bind']:.2f} | {r['bind/batch']:.2f}x | {per_cycle:.0f} | "
+            print(f"| {name} | {ms['threads=1']:.2f} | {ms['bind']:.2f} | {r['bind/batch']:.2f}x | {r['batched']:.2f}x | "
+                  f"{per_cycle:.0f} | "
                   f"{ms['threads=2']:.2f} | {r['speedup']:.2f}x | {ort} |", flush=True)
 
 

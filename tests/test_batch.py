@@ -1,9 +1,10 @@
 """The batch entry point of hosted targets (<name>_infer_batch; issue 19 item 2): n samples in one
-call, dense layers over blocks of samples per pass over their weights, the bits of
-<name>_infer on every sample (in an arena of exactly n * ARENA_STRIDE bytes under ASan:
-test_sanitizers.py)."""
+call, dense layers (target knob batch_dense) over blocks of samples per pass over their weights,
+the bits of <name>_infer on every sample (in an arena of exactly n * ARENA_STRIDE bytes under
+ASan: test_sanitizers.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ import xnorgen
 from netgen import random_dag_layers, random_input, random_network, write_net
 from xnorgen.api import compile_network
 from xnorgen.codegen.render import BATCH_BLOCK
+from xnorgen.target import resolve
+
+#: The host target with dense layers batched (off by default: docs/threads.md).
+BATCHED = replace(resolve("host"), batch_dense=True)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -23,7 +28,8 @@ def _batch(lib, x):
     out = np.empty((len(x), *lib.output_shape), np.float32)
     arena = lib.new_arena(len(x) * lib.arena_stride)
     pa = ffi.cast("void *", arena.ctypes.data) if lib.arena_size else ffi.NULL
-    assert lib._infer_batch(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out), len(x), pa) == 0
+    infer_batch = getattr(lib._mod.lib, f"{lib.name}_infer_batch")      # present whatever batch_dense is
+    assert infer_batch(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out), len(x), pa) == 0
     return out
 
 
@@ -39,7 +45,7 @@ def test_batches_have_the_bits_of_one_sample_at_a_time(tmp_path):
         shape = (int(rng.choice([1, 3, 64, 65])), int(rng.integers(2, 9)), int(rng.integers(2, 9)))
         nets.append(xnorgen.load(write_net(tmp_path, f"bd{i}", shape, random_dag_layers(rng, shape), rng)))
         for net in nets:
-            lib = xnorgen.build(net)
+            lib = xnorgen.build(net, target=BATCHED)
             dense_batched += lib.files[f"{net.name}.c"].count("_batch(arg0")
             for n in (1, 2, BATCH_BLOCK + 1, 2 * BATCH_BLOCK + 3):     # partial blocks of samples
                 x = random_input(net, rng, batch=n)
@@ -54,12 +60,13 @@ def test_examples_batched_and_threaded():
         net = xnorgen.load(EXAMPLES / path)
         x = np.random.default_rng(2).uniform(-1, 1, (21, *net.input_shape)).astype(np.float32)
         want = _one_by_one(xnorgen.build(net), x)
+        assert np.array_equal(_batch(xnorgen.build(net), x), want), path      # batch_dense off: sample by sample
         for threads in (1, 2):
-            assert np.array_equal(xnorgen.build(net, threads=threads)(x), want), (path, threads)
+            assert np.array_equal(xnorgen.build(net, target=BATCHED, threads=threads)(x), want), (path, threads)
 
 
 def test_bad_batch_arguments_are_refused():
-    lib = xnorgen.build(EXAMPLES / "cifar_xnor.yaml")
+    lib = xnorgen.build(EXAMPLES / "cifar_xnor.yaml", target=BATCHED)
     ffi = lib._mod.ffi
     x, out = np.zeros((2, *lib.input_shape), np.float32), np.zeros((2, *lib.output_shape), np.float32)
     arena = lib.new_arena(2 * lib.arena_stride)

@@ -65,3 +65,17 @@ def test_cli_run_threads(tmp_path):
         assert r.exit_code == 0, r.output
         outs.append(np.load(tmp_path / f"y{threads}.npy"))
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+def test_out_is_written_and_returned():
+    lib = xnorgen.build(EXAMPLES / "digits" / "digits_xnor.yaml", threads=2)
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (5, *lib.input_shape)).astype(np.float32)
+    want = lib(x)
+    out = np.full((5, *lib.output_shape), np.nan, np.float32)
+    assert lib(x, out=out) is out and np.array_equal(out, want)
+    one = np.empty(lib.output_shape, np.float32)
+    assert lib(x[2], out=one) is one and np.array_equal(one, want[2])
+    for bad in (np.empty((4, *lib.output_shape), np.float32), np.empty((5, *lib.output_shape)),
+                np.empty((5, *lib.output_shape), np.float32)[:, ::-1], [0.0] * 10):
+        with pytest.raises(XnorgenError):
+            lib(x, out=bad)

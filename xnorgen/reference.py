@@ -157,7 +157,9 @@ def split_batch(net: Network, x, where: str | None = None, batch: bool = True):
     if x.shape != shape and not (batch and x.shape[1:] == shape):
         want = f"{list(shape)} or [N, {', '.join(map(str, shape))}]" if batch else f"{list(shape)} (one sample)"
         raise XnorgenError(where, f"expected shape {want}, got {list(x.shape)}")
-    if x.dtype.kind == "f":
+    # two reductions and no temporary array on the common path (NaN fails both comparisons); the
+    # element-wise pass that names the bad index runs only when there is one
+    if x.dtype.kind == "f" and x.size and not (x.min() >= -_FLOAT32_MAX and x.max() <= _FLOAT32_MAX):
         with np.errstate(invalid="ignore"):
             ok = np.abs(x) <= _FLOAT32_MAX              # False for NaN, +-inf and past float32
         if not ok.all():

@@ -56,6 +56,11 @@ class Target:
     # (x * +-1 is), as fast as a float conv, weights still one bit each in flash. Off: the masks
     # are read as they are (no RAM for weights: microcontrollers).
     bwn_expand: bool = False
+    # Hosted targets: dense layers get a batch variant that <name>_infer_batch runs over blocks of
+    # 16 samples, reading the weights once per block (docs/threads.md). It pays where a dense layer
+    # is bound by streaming its weights; where the popcounts bound it, it does not (AVX2 here: FC
+    # 4096 -13 %, benchmarks/RESULTS.md), so it is off unless a target (or `tune`) turns it on.
+    batch_dense: bool = False
     # True if the target has fused multiply-add: float conv/dense taps accumulate as fmaf (one
     # rounding), through the ISA header's XG_VFMA where it defines one.
     fma: bool = False

@@ -76,8 +76,9 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
          "has_alpha": layer.mode != "float" and layer.scale_weight,
          "has_k": layer.mode == "xnor" and layer.scale_input}
     args = io_args(lp, plan)
-    # hosted targets: a batch variant (<name>_infer_batch), one pointer per sample for each argument
-    k["batch_arg_types"] = ["const float *", "float *"] if plan.target.hosted else None
+    # hosted targets with batch_dense: a batch variant (<name>_infer_batch), one pointer per sample
+    # for each argument
+    k["batch_arg_types"] = ["const float *", "float *"] if plan.target.hosted and plan.target.batch_dense else None
     if layer.mode == "xnor":
         k["prefetch_bytes"] = lp.tiling.prefetch_bytes
         args.append(pointer(plan, lp.scratch["packed"], False, "xg_word_t"))

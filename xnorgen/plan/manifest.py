@@ -10,7 +10,7 @@ from xnorgen.plan.ir import ALIGN, ELIDED, INPUT, OUTPUT, Plan, record_json
 #: The target's kernel-shape knobs (docs/targets.md), recorded in the manifest as the plan used
 #: them (`xnorgen tune` chooses them per network).
 TARGET_KNOBS = ("filter_block", "float_block", "bwn_expand", "pixel_lanes", "store_tile", "block_prefetch",
-                "stream_prefetch")
+                "stream_prefetch", "batch_dense")
 
 
 #: manifest.json's layout version: raised whenever a key is renamed, removed or changes meaning.

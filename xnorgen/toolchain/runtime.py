@@ -50,7 +50,10 @@ class CompiledNetwork:
         self.arena_size = int(getattr(module.lib, f"{name.upper()}_ARENA_SIZE"))
         self._infer = getattr(module.lib, infer_symbol(name))
         self._infer_parallel = getattr(module.lib, infer_symbol(name) + "_parallel", None)
-        self._infer_batch = getattr(module.lib, infer_symbol(name) + "_batch", None)
+        # the batch entry point, where a dense layer has a batch variant (target knob batch_dense);
+        # elsewhere it would only spread a batch's tensors over one arena per sample
+        batched = plan.target.batch_dense and any(lp.kind == "dense" for lp in plan.layers)
+        self._infer_batch = getattr(module.lib, infer_symbol(name) + "_batch", None) if batched else None
         self.arena_stride = int(getattr(module.lib, f"{name.upper()}_ARENA_STRIDE", 0))
         self._xg_pool, self._xg_pool_lock = None, threading.Lock()
         assert int(getattr(module.lib, f"{name.upper()}_INPUT_SIZE")) == plan.input_size
@@ -113,8 +116,7 @@ class CompiledNetwork:
             return self._run(samples, out)
         try:
             ffi = self._mod.ffi
-            arena = self._arena()
-            pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+            pa = self._arena_ptr()
             pfor = ffi.addressof(self._mod.lib, "xg_pool_parallel_for")
             for s, o in zip(samples, out):
                 rc = self._infer_parallel(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa,
@@ -131,35 +133,52 @@ class CompiledNetwork:
         need = self.arena_size if samples == 1 else samples * self.arena_stride
         if arena is None or arena.size < need:
             arena = self._local.arena = self.new_arena(need)
+            ffi = self._mod.ffi
+            self._local.arena_ptr = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
         return arena
+
+    def _arena_ptr(self, samples: int = 1):
+        """This thread's arena (_arena) as a C pointer, kept with it (numpy's .ctypes costs µs)."""
+        self._arena(samples)
+        return self._local.arena_ptr
 
     def _run(self, samples: np.ndarray, out: np.ndarray) -> None:
         """samples[i] -> out[i] in order, on the calling thread with its arena: blocks of
-        BATCH_BLOCK samples through <name>_infer_batch where the target has it, else one by one."""
+        BATCH_BLOCK samples through <name>_infer_batch where dense layers are batched, else one by one."""
         ffi = self._mod.ffi
         if self._infer_batch is not None and len(samples) > 1:
-            arena = self._arena(BATCH_BLOCK)
-            pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+            pa = self._arena_ptr(BATCH_BLOCK)
             for i in range(0, len(samples), BATCH_BLOCK):
                 s, o = samples[i:i + BATCH_BLOCK], out[i:i + BATCH_BLOCK]
                 rc = self._infer_batch(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), len(s), pa)
                 if rc != 0:
                     raise RuntimeError(f"{infer_symbol(self.name)}_batch returned {rc}")
             return
-        arena = self._arena()
-        pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+        pa = self._arena_ptr()
         for s, o in zip(samples, out):
             rc = self._infer(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa)
             if rc != 0:
                 raise RuntimeError(f"{infer_symbol(self.name)} returned {rc}")
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x, out: np.ndarray | None = None) -> np.ndarray:
         """Outputs (float32) for one sample of the input shape or a batch on a first axis. x must
         hold finite real numbers (integer or float dtype; split_batch refuses anything else with
-        an XnorgenError): the C entry point itself leaves non-finite inputs unspecified."""
+        an XnorgenError): the C entry point itself leaves non-finite inputs unspecified.
+        out (optional, as numpy's): a C-contiguous float32 array of the output's shape to write
+        into and return; reusing one saves a large output its fresh pages on every call."""
         samples, is_batch = split_batch(self.plan.net, x)
         samples = np.ascontiguousarray(samples, dtype=np.float32)
-        out = np.empty((len(samples),) + self.output_shape, dtype=np.float32)
+        shape, given = (len(samples),) + self.output_shape, out
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        else:
+            want = shape if is_batch else self.output_shape
+            if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == want
+                    and out.flags.c_contiguous and out.flags.writeable):
+                from xnorgen.errors import XnorgenError
+                raise XnorgenError(f"{self.name}: out", f"expected a writable C-contiguous float32 array of "
+                                   f"shape {list(want)}")
+            out = out.reshape(shape)        # a view: the C writes into the caller's array
         whole = len(samples) // self.threads * self.threads if self.threads > 1 else 0   # fill every thread
         if whole:                                # consecutive runs of samples, one per thread
             bounds = np.linspace(0, whole, self.threads + 1).astype(int)
@@ -167,4 +186,6 @@ class CompiledNetwork:
             for f in [pool.submit(self._run, samples[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]:
                 f.result()
         self._run_parallel(samples[whole:], out[whole:])   # the rest: each sample on every thread
+        if given is not None:
+            return given
         return out if is_batch else out[0]
