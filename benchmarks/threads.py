@@ -89,29 +89,52 @@ def latency(name, net, rounds: int, n: int) -> dict:
         if ort is not None:
             fns[f"ort {t}"] = burst(ort, n)
     times = {k: v / n for k, v in interleaved_times(fns, rounds).items()}
-    r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
-         "xnorgen 1/2": float(np.median(times["xnorgen 1"] / times["xnorgen 2"])),
-         "plain/bind": float(np.median(times["xnorgen 1"] / times["bind"])),
-         "out/bind": float(np.median(times["out="] / times["bind"]))}
-    if "ort 2" in times:
-        r["ort 1/2"] = float(np.median(times["ort 1"] / times["ort 2"]))
-        r["ort/xnorgen at 2"] = float(np.median(times["ort 2"] / times["xnorgen 2"]))
-        r["ort/xnorgen at 1"] = float(np.median(times["ort 1"] / times["xnorgen 1"]))
-    return r
+    return {"ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
+            "xnorgen 1/2": median_ratio(times, "xnorgen 1", "xnorgen 2"),
+            "plain/bind": median_ratio(times, "xnorgen 1", "bind"),
+            "out/bind": median_ratio(times, "out=", "bind"), **ort_ratios(times, "xnorgen 1", "xnorgen 2")}
+
+
+def median_ratio(times: dict, a: str, b: str) -> float:
+    """The median over rounds of a's time / b's in the same round."""
+    return float(np.median(times[a] / times[b]))
+
+
+def ort_ratios(times: dict, one: str, two: str) -> dict:
+    """onnxruntime's 2-thread scaling and its time over xnorgen's (`one` at 1 thread, `two` at 2),
+    if onnxruntime ran."""
+    if "ort 2" not in times:
+        return {}
+    return {"ort 1/2": median_ratio(times, "ort 1", "ort 2"), "ort/xnorgen at 1": median_ratio(times, "ort 1", one),
+            "ort/xnorgen at 2": median_ratio(times, "ort 2", two)}
+
+
+ORT_COLUMNS = ["onnxruntime 1 thread ms", "2 threads ms", "onnxruntime 2 / 1", "vs onnxruntime, 1 thread each",
+               "vs onnxruntime, 2 threads each"]
+
+
+def print_header(columns: list[str]) -> None:
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+
+
+def ort_cells(r: dict, digits: int) -> str:
+    """The ORT_COLUMNS cells of a result row ("-" without onnxruntime)."""
+    ms = r["ms"]
+    if "ort 2" not in ms:
+        return " | ".join(["-"] * len(ORT_COLUMNS))
+    return (f"{ms['ort 1']:.{digits}f} | {ms['ort 2']:.{digits}f} | {r['ort 1/2']:.2f}x | "
+            f"{r['ort/xnorgen at 1']:.1f}x | {r['ort/xnorgen at 2']:.1f}x")
 
 
 def print_latency(a):
     print(f"one sample, {a.rounds} interleaved rounds, burst {a.burst}, medians\n")
-    print("| item | xnorgen 1 thread ms | 2 threads ms | xnorgen 2 threads / 1 | plain call / bind | with out= / bind "
-          "| onnxruntime 1 thread ms | 2 threads ms | onnxruntime 2 / 1 | vs onnxruntime, 1 thread each "
-          "| vs onnxruntime, 2 threads each |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print_header(["item", "xnorgen 1 thread ms", "2 threads ms", "xnorgen 2 threads / 1", "plain call / bind",
+                  "with out= / bind", *ORT_COLUMNS])
     with tempfile.TemporaryDirectory() as tmp:
         for name, net in networks(tmp, a.only.split(",")):
             r = latency(name, net, a.rounds, a.burst)
-            ms = r["ms"]
-            ort = (f"{ms['ort 1']:.3f} | {ms['ort 2']:.3f} | {r['ort 1/2']:.2f}x | {r['ort/xnorgen at 1']:.1f}x | "
-                   f"{r['ort/xnorgen at 2']:.1f}x") if "ort 2" in ms else "- | - | - | - | -"
+            ms, ort = r["ms"], ort_cells(r, 3)
             print(f"| {name} | {ms['xnorgen 1']:.3f} | {ms['xnorgen 2']:.3f} | {r['xnorgen 1/2']:.2f}x | "
                   f"{r['plain/bind']:.3f} | {r['out/bind']:.3f} | {ort} |", flush=True)
 
@@ -142,15 +165,9 @@ def measure(name, net, batch: int, rounds: int) -> dict:
         if ort is not None:
             fns[f"ort {t}"] = ort
     t = interleaved_times(fns, rounds)
-    r = {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
-         "speedup": float(np.median(t["threads=1"] / t["threads=2"])),
-         "bind/batch": float(np.median(t["bind"] / t["threads=1"])),
-         "batched": float(np.median(t["threads=1"] / t["batch_dense"]))}
-    if "ort 2" in t:
-        r["ort/xnorgen at 1"] = float(np.median(t["ort 1"] / t["threads=1"]))
-        r["ort/xnorgen at 2"] = float(np.median(t["ort 2"] / t["threads=2"]))
-        r["ort 1/2"] = float(np.median(t["ort 1"] / t["ort 2"]))
-    return r
+    return {"ms": {k: float(np.median(v)) * 1e3 for k, v in t.items()},
+            "speedup": median_ratio(t, "threads=1", "threads=2"), "bind/batch": median_ratio(t, "bind", "threads=1"),
+            "batched": median_ratio(t, "threads=1", "batch_dense"), **ort_ratios(t, "threads=1", "threads=2")}
 
 
 def print_batches(a):
@@ -158,18 +175,15 @@ def print_batches(a):
     from clock import measure_clock_ghz
     ghz = measure_clock_ghz()
     print(f"batch {a.batch}, {a.rounds} interleaved rounds, medians; clock {ghz:.2f} GHz (benchmarks/clock.py)\n")
-    print("| item | xnorgen 1 thread ms | bind, one sample at a time ms | plain call gain | dense batched gain "
-          "| binary MACs/cycle, 1 thread | xnorgen 2 threads ms | 2 threads / 1 | onnxruntime 1 thread ms "
-          "| 2 threads ms | onnxruntime 2 / 1 | vs onnxruntime, 1 thread each | vs onnxruntime, 2 threads each |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print_header(["item", "xnorgen 1 thread ms", "bind, one sample at a time ms", "plain call gain",
+                  "dense batched gain", "binary MACs/cycle, 1 thread", "xnorgen 2 threads ms", "2 threads / 1",
+                  *ORT_COLUMNS])
     with tempfile.TemporaryDirectory() as tmp:
         for name, net in networks(tmp, a.only.split(",")):
             r = measure(name, net, a.batch, a.rounds)
-            ms = r["ms"]
+            ms, ort = r["ms"], ort_cells(r, 2)
             binary = macs_of(net)[1] * a.batch
             per_cycle = binary / (ms["threads=1"] * 1e-3 * ghz * 1e9)
-            ort = (f"{ms['ort 1']:.2f} | {ms['ort 2']:.2f} | {r['ort 1/2']:.2f}x | {r['ort/xnorgen at 1']:.1f}x | "
-                   f"{r['ort/xnorgen at 2']:.1f}x") if "ort 2" in ms else "- | - | - | - | -"
             print(f"| {name} | {ms['threads=1']:.2f} | {ms['bind']:.2f} | {r['bind/batch']:.2f}x | {r['batched']:.2f}x | "
                   f"{per_cycle:.0f} | "
                   f"{ms['threads=2']:.2f} | {r['speedup']:.2f}x | {ort} |", flush=True)

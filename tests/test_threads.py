@@ -79,3 +79,29 @@ def test_out_is_written_and_returned():
                 np.empty((5, *lib.output_shape), np.float32)[:, ::-1], [0.0] * 10):
         with pytest.raises(XnorgenError):
             lib(x, out=bad)
+
+
+def test_a_forked_child_gets_its_own_pools():
+    """multiprocessing forks on Linux: the parent's pool threads do not exist in the child, which
+    must neither wait for them (a hang) nor join them at exit."""
+    import os
+    import time
+    lib = xnorgen.build(EXAMPLES / "cifar_xnor.yaml", threads=2)
+    x = np.random.default_rng(4).uniform(-1, 1, (3, *lib.input_shape)).astype(np.float32)
+    want = lib(x)                        # both pools exist now (2 samples over threads, 1 split)
+    pid = os.fork()
+    if pid == 0:                         # the child: exit status 0 only if both paths still work
+        try:
+            os._exit(0 if np.array_equal(lib(x), want) and np.array_equal(lib(x[0]), want[0]) else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung")

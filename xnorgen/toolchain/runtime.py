@@ -56,6 +56,7 @@ class CompiledNetwork:
         self._infer_batch = getattr(module.lib, infer_symbol(name) + "_batch", None) if batched else None
         self.arena_stride = int(getattr(module.lib, f"{name.upper()}_ARENA_STRIDE", 0))
         self._xg_pool, self._xg_pool_lock = None, threading.Lock()
+        self._pool, self._finalizers, self._pools_pid = None, [], os.getpid()
         assert int(getattr(module.lib, f"{name.upper()}_INPUT_SIZE")) == plan.input_size
 
     @property
@@ -85,12 +86,25 @@ class CompiledNetwork:
         run.arena = arena            # keep the arena alive as long as the callable
         return run
 
+    def _forget_pools_after_fork(self) -> None:
+        """In a child made by fork (multiprocessing's default on Linux) the parent's pool threads do
+        not exist: waiting for them would hang, joining them would be undefined. Drop both pools
+        without touching them (an xg_pool struct leaks, a few hundred bytes); new ones are made on
+        first use. Call with _POOL_LOCK held."""
+        if self._pools_pid != os.getpid():
+            for f in self._finalizers:
+                f.detach()
+            self._pool, self._xg_pool, self._finalizers = None, None, []
+            self._xg_pool_lock, self._pools_pid = threading.Lock(), os.getpid()
+
     def _workers(self) -> ThreadPoolExecutor:
         """The library's thread pool, made on first use and kept (its threads keep their arenas)."""
         with _POOL_LOCK:
-            if getattr(self, "_pool", None) is None:
+            self._forget_pools_after_fork()
+            if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"xnorgen-{self.name}")
-                weakref.finalize(self, self._pool.shutdown, wait=False)    # its threads end with the library
+                # its threads end with the library
+                self._finalizers.append(weakref.finalize(self, self._pool.shutdown, wait=False))
         return self._pool
 
     def _parallel_pool(self):
@@ -99,13 +113,14 @@ class CompiledNetwork:
         if self._infer_parallel is None or self.threads < 2:
             return None
         with _POOL_LOCK:
+            self._forget_pools_after_fork()
             if self._xg_pool is None:
                 lib = self._mod.lib
                 pool = lib.xg_pool_create(self.threads)
                 if pool == self._mod.ffi.NULL:
                     raise RuntimeError(f"xg_pool_create({self.threads}) failed: cannot start threads")
                 self._xg_pool = pool
-                weakref.finalize(self, lib.xg_pool_destroy, pool)
+                self._finalizers.append(weakref.finalize(self, lib.xg_pool_destroy, pool))
         return self._xg_pool
 
     def _run_parallel(self, samples: np.ndarray, out: np.ndarray) -> None:
