@@ -105,3 +105,21 @@ def test_a_forked_child_gets_its_own_pools():
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung")
+
+
+def test_non_finite_inputs_are_named_on_every_path():
+    """The call checks float32 samples in C just before the kernels read them (loader's
+    xg_first_nonfinite): on the per-thread runs, on the split leftover and for one sample, the
+    error names the value and its index in x, as the numpy check does for other dtypes."""
+    lib = xnorgen.build(EXAMPLES / "digits" / "digits_xnor.yaml", threads=2)
+    for sample, value in ((1, np.nan), (4, np.inf), (0, -np.inf)):     # 1: a thread's run; 4: the leftover
+        x = np.zeros((5, *lib.input_shape), np.float32)
+        x[sample, 0, 3, 5] = value
+        with pytest.raises(XnorgenError, match=rf"value {value} at index \[{sample}, 0, 3, 5\] is not finite"):
+            lib(x)
+        with pytest.raises(XnorgenError, match=r"at index \[0, 3, 5\] is not finite"):
+            lib(x[sample])
+    x = np.zeros((2, *lib.input_shape))
+    x[1, 0, 0, 0] = 1e39                                   # float64 past float32's range: numpy's check
+    with pytest.raises(XnorgenError, match=r"index \[1, 0, 0, 0\] is outside float32's range"):
+        lib(x)

@@ -133,7 +133,7 @@ _KINDS = {"b": "bool", "c": "complex", "U": "string", "S": "bytes", "M": "dateti
           "O": "object", "V": "structured"}
 
 
-def split_batch(net: Network, x, where: str | None = None, batch: bool = True):
+def split_batch(net: Network, x, where: str | None = None, batch: bool = True, values: bool = True):
     """(samples, is_batch): x checked as the network's input, the one check behind the callable,
     reference() and the simulator.
 
@@ -142,6 +142,8 @@ def split_batch(net: Network, x, where: str | None = None, batch: bool = True):
     value finite and inside float32's range, the library's input type (docs/trust.md). Anything
     else raises XnorgenError(where, ...) naming the first bad index; where defaults to
     "<net>: input". samples keep x's dtype; is_batch says whether x had the batch axis.
+    values=False skips the value check of a float32 x: for a caller that checks each sample in C
+    just before using it (toolchain.runtime), raising the same error through bad_value.
     """
     where = where or f"{net.name}: input"
     try:
@@ -159,15 +161,20 @@ def split_batch(net: Network, x, where: str | None = None, batch: bool = True):
         raise XnorgenError(where, f"expected shape {want}, got {list(x.shape)}")
     # two reductions and no temporary array on the common path (NaN fails both comparisons); the
     # element-wise pass that names the bad index runs only when there is one
-    if x.dtype.kind == "f" and x.size and not (x.min() >= -_FLOAT32_MAX and x.max() <= _FLOAT32_MAX):
+    checked = values or x.dtype != np.float32
+    if checked and x.dtype.kind == "f" and x.size and not (x.min() >= -_FLOAT32_MAX and x.max() <= _FLOAT32_MAX):
         with np.errstate(invalid="ignore"):
             ok = np.abs(x) <= _FLOAT32_MAX              # False for NaN, +-inf and past float32
         if not ok.all():
-            i = np.unravel_index(np.argmin(ok), x.shape)
-            what = "is not finite" if not np.isfinite(x[i]) else "is outside float32's range"
-            raise XnorgenError(where, f"value {x[i]} at index {[int(k) for k in i]} {what} "
-                               "(inputs must be finite float32 numbers)")
+            raise bad_value(x, np.unravel_index(np.argmin(ok), x.shape), where)
     return (x[None], False) if x.shape == shape else (x, True)
+
+
+def bad_value(x: np.ndarray, i: tuple, where: str) -> XnorgenError:
+    """The error for x[i], a value that is not finite or not inside float32's range."""
+    what = "is not finite" if not np.isfinite(x[i]) else "is outside float32's range"
+    return XnorgenError(where, f"value {x[i]} at index {[int(k) for k in i]} {what} "
+                        "(inputs must be finite float32 numbers)")
 
 
 def reference(net: Network, x):

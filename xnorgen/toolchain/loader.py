@@ -64,8 +64,30 @@ def module_name(name: str, files: dict[str, str], target: Target) -> str:
     h = hashlib.sha256()
     for fname in sorted(files):
         h.update(fname.encode() + b"\0" + files[fname].encode() + b"\0")
-    h.update(repr((target.cc, target.cflags, cffi.__version__, sys.version)).encode())
+    h.update(repr((target.cc, target.cflags, cffi.__version__, sys.version, MODULE_HELPERS,
+                   _cdef(name, "xg_pool.c" in files))).encode())
     return f"_xnorgen_{name}_{h.hexdigest()[:16]}"
+
+
+#: C the module adds around the library (not part of it): the input check of the Python call,
+#: run on each sample just before the inference reads it, so the data is read from cache once more
+#: instead of from memory by numpy (L2's batch of 16: 2.5 ms of 27). A float is finite iff its
+#: exponent bits are not all ones; the loop over OR-ed flags vectorizes.
+MODULE_HELPERS = """
+static long xg_first_nonfinite(const float *x, long n)
+{
+    const uint32_t *b = (const uint32_t *)(const void *)x;
+    uint32_t bad = 0;
+    for (long i = 0; i < n; ++i)
+        bad |= (uint32_t)((b[i] & 0x7f800000u) == 0x7f800000u);
+    if (!bad)
+        return -1;
+    for (long i = 0; i < n; ++i)
+        if ((b[i] & 0x7f800000u) == 0x7f800000u)
+            return i;
+    return -1;
+}
+"""
 
 
 def _cdef(name: str, parallel: bool) -> str:
@@ -73,7 +95,8 @@ def _cdef(name: str, parallel: bool) -> str:
     targets the batch and parallel entry points, with xg_pool (templates/host/xg_pool.h)."""
     p, infer = name.upper(), infer_symbol(name)
     cdef = (f"#define {p}_INPUT_SIZE ...\n#define {p}_OUTPUT_SIZE ...\n#define {p}_ARENA_SIZE ...\n"
-            f"int {infer}(const float *input, float *output, void *arena);\n")
+            f"int {infer}(const float *input, float *output, void *arena);\n"
+            "long xg_first_nonfinite(const float *x, long n);\n")
     if parallel:
         cdef += (f"#define {p}_ARENA_STRIDE ...\n"
                  f"int {infer}_batch(const float *input, float *output, int n, void *arena);\n"
@@ -97,7 +120,8 @@ def _compile(modname: str, name: str, files: dict[str, str], target: Target, des
         parallel = "xg_pool.c" in files
         ffi.cdef(_cdef(name, parallel))
         sources = [f"{name}.c", f"{name}_weights.c"] + (["xg_pool.c"] if parallel else [])
-        ffi.set_source(modname, f'#include "{name}.h"\n' + ('#include "xg_pool.h"\n' if parallel else ""),
+        ffi.set_source(modname, f'#include <stdint.h>\n#include "{name}.h"\n' + ('#include "xg_pool.h"\n' if parallel else "")
+                       + MODULE_HELPERS,
                        sources=[str(work / f) for f in sources], include_dirs=[str(work)],
                        extra_compile_args=list(target.cflags) + (["-pthread"] if parallel else []),
                        extra_link_args=["-pthread"] if parallel else [])

@@ -12,10 +12,18 @@ import numpy as np
 from xnorgen.codegen.render import BATCH_BLOCK
 from xnorgen.naming import infer_symbol
 from xnorgen.plan.core import Plan
-from xnorgen.reference import split_batch
+from xnorgen.reference import bad_value, split_batch
 
 
 _POOL_LOCK = threading.Lock()
+
+
+class _NotFinite(Exception):
+    """Sample `sample` (of the call's batch) has a value that is not finite at flat `index`."""
+
+    def __init__(self, sample: int, index: int):
+        super().__init__(sample, index)
+        self.sample, self.index = sample, index
 
 
 def cores() -> int:
@@ -123,18 +131,29 @@ class CompiledNetwork:
                 self._finalizers.append(weakref.finalize(self, lib.xg_pool_destroy, pool))
         return self._xg_pool
 
-    def _run_parallel(self, samples: np.ndarray, out: np.ndarray) -> None:
+    def _input(self, sample: np.ndarray, k: int, check: bool):
+        """sample as a C pointer; with check, its values proven finite first (in C, just before the
+        kernels read them: raises _NotFinite naming sample k)."""
+        p = self._mod.ffi.from_buffer("float[]", sample)
+        if check:
+            i = self._mod.lib.xg_first_nonfinite(p, sample.size)
+            if i >= 0:
+                raise _NotFinite(k, int(i))
+        return p
+
+    def _run_parallel(self, samples: np.ndarray, out: np.ndarray, first: int = 0, check: bool = False) -> None:
         """samples[i] -> out[i] in order, each split over the pool's threads; on one thread if
-        another caller is using the pool (one pool runs one parallel-for at a time)."""
+        another caller is using the pool (one pool runs one parallel-for at a time). `first`: the
+        index of samples[0] in the call's batch (for errors); check: see _input."""
         pool = self._parallel_pool()
         if pool is None or not self._xg_pool_lock.acquire(blocking=False):
-            return self._run(samples, out)
+            return self._run(samples, out, first, check)
         try:
             ffi = self._mod.ffi
             pa = self._arena_ptr()
             pfor = ffi.addressof(self._mod.lib, "xg_pool_parallel_for")
-            for s, o in zip(samples, out):
-                rc = self._infer_parallel(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa,
+            for k, (s, o) in enumerate(zip(samples, out)):
+                rc = self._infer_parallel(self._input(s, first + k, check), ffi.from_buffer("float[]", o), pa,
                                           self.threads, pfor, pool)
                 if rc != 0:
                     raise RuntimeError(f"{infer_symbol(self.name)}_parallel returned {rc}")
@@ -157,23 +176,36 @@ class CompiledNetwork:
         self._arena(samples)
         return self._local.arena_ptr
 
-    def _run(self, samples: np.ndarray, out: np.ndarray) -> None:
+    def _run(self, samples: np.ndarray, out: np.ndarray, first: int = 0, check: bool = False) -> None:
         """samples[i] -> out[i] in order, on the calling thread with its arena: blocks of
-        BATCH_BLOCK samples through <name>_infer_batch where dense layers are batched, else one by one."""
+        BATCH_BLOCK samples through <name>_infer_batch where dense layers are batched, else one by
+        one. first, check: as _run_parallel's."""
         ffi = self._mod.ffi
         if self._infer_batch is not None and len(samples) > 1:
             pa = self._arena_ptr(BATCH_BLOCK)
             for i in range(0, len(samples), BATCH_BLOCK):
                 s, o = samples[i:i + BATCH_BLOCK], out[i:i + BATCH_BLOCK]
+                for k, sample in enumerate(s):
+                    self._input(sample, first + i + k, check)
                 rc = self._infer_batch(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), len(s), pa)
                 if rc != 0:
                     raise RuntimeError(f"{infer_symbol(self.name)}_batch returned {rc}")
             return
         pa = self._arena_ptr()
-        for s, o in zip(samples, out):
-            rc = self._infer(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), pa)
+        for k, (s, o) in enumerate(zip(samples, out)):
+            rc = self._infer(self._input(s, first + k, check), ffi.from_buffer("float[]", o), pa)
             if rc != 0:
                 raise RuntimeError(f"{infer_symbol(self.name)} returned {rc}")
+
+    def _run_all(self, samples: np.ndarray, out: np.ndarray, check: bool) -> None:
+        """Whole rounds of samples one run per thread, the rest each on every thread (class doc)."""
+        whole = len(samples) // self.threads * self.threads if self.threads > 1 else 0   # fill every thread
+        if whole:                                # consecutive runs of samples, one per thread
+            bounds = np.linspace(0, whole, self.threads + 1).astype(int)
+            pool = self._workers()
+            for f in [pool.submit(self._run, samples[a:b], out[a:b], a, check) for a, b in zip(bounds, bounds[1:])]:
+                f.result()
+        self._run_parallel(samples[whole:], out[whole:], whole, check)   # the rest: each sample on every thread
 
     def __call__(self, x, out: np.ndarray | None = None) -> np.ndarray:
         """Outputs (float32) for one sample of the input shape or a batch on a first axis. x must
@@ -181,7 +213,9 @@ class CompiledNetwork:
         an XnorgenError): the C entry point itself leaves non-finite inputs unspecified.
         out (optional, as numpy's): a C-contiguous float32 array of the output's shape to write
         into and return; reusing one saves a large output its fresh pages on every call."""
-        samples, is_batch = split_batch(self.plan.net, x)
+        where = f"{self.name}: input"
+        samples, is_batch = split_batch(self.plan.net, x, where, values=False)
+        check = samples.dtype == np.float32      # split_batch left its values to _input's C check
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         shape, given = (len(samples),) + self.output_shape, out
         if out is None:
@@ -194,13 +228,11 @@ class CompiledNetwork:
                 raise XnorgenError(f"{self.name}: out", f"expected a writable C-contiguous float32 array of "
                                    f"shape {list(want)}")
             out = out.reshape(shape)        # a view: the C writes into the caller's array
-        whole = len(samples) // self.threads * self.threads if self.threads > 1 else 0   # fill every thread
-        if whole:                                # consecutive runs of samples, one per thread
-            bounds = np.linspace(0, whole, self.threads + 1).astype(int)
-            pool = self._workers()
-            for f in [pool.submit(self._run, samples[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]:
-                f.result()
-        self._run_parallel(samples[whole:], out[whole:])   # the rest: each sample on every thread
+        try:
+            self._run_all(samples, out, check)
+        except _NotFinite as e:
+            i = np.unravel_index(e.index, self.input_shape)
+            raise bad_value(samples, (e.sample, *i), where) if is_batch else bad_value(samples[0], i, where) from None
         if given is not None:
             return given
         return out if is_batch else out[0]
