@@ -222,13 +222,20 @@ def test_file_level_refusals(tmp_path):
     assert r.exit_code == 2 and "external file" in r.output, r.output
 
 
-def test_cli_import_writes_both_files_and_never_overwrites(tmp_path):
+def _import_gemm(tmp_path, file_name: str):
+    """A one-Gemm model saved as tmp_path/file_name, imported by the CLI to tmp_path/net.yaml:
+    (model path, yaml path)."""
     g = G([4])
     y = g.node("Gemm", ["x", g.c(RNG.standard_normal((3, 4)))], transB=1)
-    path = g.save(tmp_path / "d.onnx", y, [3])
+    path = g.save(tmp_path / file_name, y, [3])
     out = tmp_path / "net.yaml"
     r = CliRunner().invoke(main, ["import", str(path), "-o", str(out)])
     assert r.exit_code == 0, r.output
+    return path, out
+
+
+def test_cli_import_writes_both_files_and_never_overwrites(tmp_path):
+    path, out = _import_gemm(tmp_path, "d.onnx")
     assert out.exists() and (tmp_path / "net.npz").exists()
     net = xnorgen.load(out)
     x = _xs([4], 1)[0]
@@ -303,12 +310,7 @@ def test_a_hardtanh_before_the_sign_is_read_and_elsewhere_refused(tmp_path):
 
 
 def test_the_model_file_name_cannot_add_lines_to_the_description(tmp_path):
-    g = G([4])
-    y = g.node("Gemm", ["x", g.c(RNG.standard_normal((3, 4)))], transB=1)
-    path = g.save(tmp_path / "m\nweights: other.npz\nx.onnx", y, [3])
-    out = tmp_path / "net.yaml"
-    r = CliRunner().invoke(main, ["import", str(path), "-o", str(out)])
-    assert r.exit_code == 0, r.output
+    _, out = _import_gemm(tmp_path, "m\nweights: other.npz\nx.onnx")
     text = out.read_text()
     assert text.count("\nweights:") == 1 and "weights: net.npz" in text
     xnorgen.load(out)
