@@ -92,14 +92,15 @@ def with_calls(k: dict, args: list[str], split) -> dict:
     range [0, extent)); a split kernel also gets `split` (extent, task), `part_call` (over
     [lo, hi), in its part's task) and, with a prologue, `pre_call` (the serial step before)."""
     fn = k["fn"]
-    k.update(call=f"{fn}({', '.join(args)})", split=None, part_call=None, pre_call=None,
-             batch=None)
+
+    def call(name: str, extra: list[str]) -> str:
+        return f"{name}({', '.join(args + extra)})"
+    k.update(call=call(fn, []), split=None, part_call=None, pre_call=None, batch=None)
     if k.get("batch_arg_types"):        # a kernel with a batch variant: its arguments, one per sample
         k["batch"] = {"fn": f"{fn}_batch", "args": [{"expr": a, "type": t} for a, t in zip(args, k["batch_arg_types"])]}
     if split is not None:
-        k.update(call=f"{fn}({', '.join(args + ['0', str(split.extent)])})",
-                 part_call=f"{fn}({', '.join(args + ['lo', 'hi'])})",
-                 pre_call=f"{fn}_pre({', '.join(args)})" if split.prologue else None,
+        k.update(call=call(fn, ["0", str(split.extent)]), part_call=call(fn, ["lo", "hi"]),
+                 pre_call=call(f"{fn}_pre", []) if split.prologue else None,
                  split={"extent": split.extent, "axis": split.axis, "task": f"{fn}_part"})
     return k
 

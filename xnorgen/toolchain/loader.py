@@ -65,7 +65,7 @@ def module_name(name: str, files: dict[str, str], target: Target) -> str:
     for fname in sorted(files):
         h.update(fname.encode() + b"\0" + files[fname].encode() + b"\0")
     h.update(repr((target.cc, target.cflags, cffi.__version__, sys.version, MODULE_HELPERS,
-                   _cdef(name, "xg_pool.c" in files))).encode())
+                   _cdef(name, _hosted(files)))).encode())
     return f"_xnorgen_{name}_{h.hexdigest()[:16]}"
 
 
@@ -88,6 +88,12 @@ static long xg_first_nonfinite(const float *x, long n)
     return -1;
 }
 """
+
+
+def _hosted(files: dict[str, str]) -> bool:
+    """True if the rendered files are a hosted target's (xg_pool.c beside the library, and the
+    batch and parallel entry points in it: codegen.render)."""
+    return "xg_pool.c" in files
 
 
 def _cdef(name: str, parallel: bool) -> str:
@@ -117,7 +123,7 @@ def _compile(modname: str, name: str, files: dict[str, str], target: Target, des
         for fname, text in files.items():
             (work / fname).write_text(text)
         ffi = cffi.FFI()
-        parallel = "xg_pool.c" in files
+        parallel = _hosted(files)
         ffi.cdef(_cdef(name, parallel))
         sources = [f"{name}.c", f"{name}_weights.c"] + (["xg_pool.c"] if parallel else [])
         ffi.set_source(modname, f'#include <stdint.h>\n#include "{name}.h"\n' + ('#include "xg_pool.h"\n' if parallel else "")

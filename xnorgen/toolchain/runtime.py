@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from xnorgen.codegen.render import BATCH_BLOCK
+from xnorgen.errors import XnorgenError
 from xnorgen.naming import infer_symbol
 from xnorgen.plan.core import Plan
 from xnorgen.reference import bad_value, split_batch
@@ -47,7 +48,6 @@ class CompiledNetwork:
     def __init__(self, plan: Plan, files: dict[str, str], module, threads: int | None = 1):
         self.plan, self.files, self._mod = plan, files, module
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            from xnorgen.errors import XnorgenError
             raise XnorgenError("threads", f"expected a positive integer or None, got {threads!r}")
         self.threads = cores() if threads is None else threads
         self._local = threading.local()
@@ -78,6 +78,16 @@ class CompiledNetwork:
         start = (-raw.ctypes.data) % 64
         return raw[start:start + nbytes]
 
+    def _pointer(self, arena: np.ndarray):
+        """An arena as the C's void * (NULL for a network without one)."""
+        ffi = self._mod.ffi
+        return ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+
+    def _returned(self, rc: int, entry: str = "") -> None:
+        """The C entry point <name>_infer<entry> returned rc: anything but 0 is a bug here."""
+        if rc != 0:
+            raise RuntimeError(f"{infer_symbol(self.name)}{entry} returned {rc}")
+
     def bind(self, x: np.ndarray, out: np.ndarray, arena: np.ndarray | None = None):
         """A zero-argument callable running one sample from x into out with a fixed arena (a new
         one unless given): the lowest-overhead way to call the library repeatedly (benchmarks)."""
@@ -85,8 +95,7 @@ class CompiledNetwork:
         assert out.dtype == np.float32 and out.size == self.plan.output_size and out.flags.c_contiguous
         ffi = self._mod.ffi
         arena = self.new_arena() if arena is None else arena
-        px, po = ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out)
-        pa = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+        px, po, pa = ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out), self._pointer(arena)
         infer = self._infer
 
         def run():
@@ -153,10 +162,8 @@ class CompiledNetwork:
             pa = self._arena_ptr()
             pfor = ffi.addressof(self._mod.lib, "xg_pool_parallel_for")
             for k, (s, o) in enumerate(zip(samples, out)):
-                rc = self._infer_parallel(self._input(s, first + k, check), ffi.from_buffer("float[]", o), pa,
-                                          self.threads, pfor, pool)
-                if rc != 0:
-                    raise RuntimeError(f"{infer_symbol(self.name)}_parallel returned {rc}")
+                self._returned(self._infer_parallel(self._input(s, first + k, check), ffi.from_buffer("float[]", o),
+                                                    pa, self.threads, pfor, pool), "_parallel")
         finally:
             self._xg_pool_lock.release()
 
@@ -167,8 +174,7 @@ class CompiledNetwork:
         need = self.arena_size if samples == 1 else samples * self.arena_stride
         if arena is None or arena.size < need:
             arena = self._local.arena = self.new_arena(need)
-            ffi = self._mod.ffi
-            self._local.arena_ptr = ffi.cast("void *", arena.ctypes.data) if self.arena_size else ffi.NULL
+            self._local.arena_ptr = self._pointer(arena)
         return arena
 
     def _arena_ptr(self, samples: int = 1):
@@ -187,15 +193,12 @@ class CompiledNetwork:
                 s, o = samples[i:i + BATCH_BLOCK], out[i:i + BATCH_BLOCK]
                 for k, sample in enumerate(s):
                     self._input(sample, first + i + k, check)
-                rc = self._infer_batch(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), len(s), pa)
-                if rc != 0:
-                    raise RuntimeError(f"{infer_symbol(self.name)}_batch returned {rc}")
+                self._returned(self._infer_batch(ffi.from_buffer("float[]", s), ffi.from_buffer("float[]", o), len(s),
+                                                 pa), "_batch")
             return
         pa = self._arena_ptr()
         for k, (s, o) in enumerate(zip(samples, out)):
-            rc = self._infer(self._input(s, first + k, check), ffi.from_buffer("float[]", o), pa)
-            if rc != 0:
-                raise RuntimeError(f"{infer_symbol(self.name)} returned {rc}")
+            self._returned(self._infer(self._input(s, first + k, check), ffi.from_buffer("float[]", o), pa))
 
     def _run_all(self, samples: np.ndarray, out: np.ndarray, check: bool) -> None:
         """Whole rounds of samples one run per thread, the rest each on every thread (class doc)."""
@@ -224,7 +227,6 @@ class CompiledNetwork:
             want = shape if is_batch else self.output_shape
             if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == want
                     and out.flags.c_contiguous and out.flags.writeable):
-                from xnorgen.errors import XnorgenError
                 raise XnorgenError(f"{self.name}: out", f"expected a writable C-contiguous float32 array of "
                                    f"shape {list(want)}")
             out = out.reshape(shape)        # a view: the C writes into the caller's array
