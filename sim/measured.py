@@ -26,6 +26,9 @@ def measured_counts(net, target) -> dict[str, int]:
             counts.pop("infer", None)
             return counts
         if runs_here(target) and callgrind.available():
+            if target.popcount == "avx512":        # valgrind dies on the first AVX-512 instruction (SIGILL)
+                raise XnorgenError(f"target {target.name}", "callgrind cannot run AVX-512 code (valgrind has no "
+                                   "AVX-512 support); count the same network with -t x86-64-avx2 or -t x86-64")
             return callgrind.measure(net, target, d)
         if executes_here(target) and target.run and target.run[0].startswith("qemu-"):
             return qemu_count.measure(net, target, d)

@@ -49,3 +49,18 @@ def test_predicted_instructions_within_tolerance_of_callgrind(tmp_path):
     errors = {k: predicted[k] / measured[k] - 1 for k in convs}
     print({k: (predicted[k], measured[k], f"{e:+.1%}") for k, e in errors.items()})
     assert all(abs(e) <= TOLERANCE for e in errors.values()), errors
+
+
+@pytest.mark.skipif(not callgrind.available(), reason="valgrind/callgrind_annotate not installed")
+def test_measure_refuses_avx512_with_one_line(tmp_path):
+    """valgrind dies on AVX-512 code: `xnorgen measure -t x86-64-avx512` says so and names the
+    targets it can count, instead of a crash (exit 2, one line)."""
+    from click.testing import CliRunner
+    from xnorgen.cli import main
+    path = write_net(tmp_path, "m", (16, 6, 6), [{"name": "c", "type": "conv2d", "mode": "xnor", "filters": 8,
+                                                  "kernel": 3}])
+    r = CliRunner().invoke(main, ["measure", str(path), "-t", "x86-64-avx512"])
+    if "cannot run" not in r.output and r.exit_code == 2:       # a machine that cannot build for avx512
+        pytest.skip(r.output.strip())
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "x86-64-avx2" in r.output and "AVX-512" in r.output
