@@ -30,7 +30,7 @@ from .conv_real import real_conv
 from .conv_xnor import xnor_conv
 from .dense import dense
 from .elementwise import elementwise
-from .pool import pool
+from .pool import bit_pool, pool
 from .memory import layer_buffers, streamed_lines
 from .ops import cycles, instructions, lower_libm, lower_popcount
 
@@ -100,9 +100,22 @@ def _xnor_conv(lp, plan: Plan, result, run: bool):
         out_st = (st, _bn_consts(plan, st, run))
     out, counts = xnor_conv(lp, plan.target, consts, result.stages.get(lp.binarize_in), out_st, run)
     if lp.binarize_out:
-        result.stages[lp.binarize_out] = out
+        st = plan.binarize[lp.binarize_out]
+        result.stages[st.prepool or st.name] = out          # unpooled signs when a bit pool follows
         out = None
     return out, counts
+
+
+def _pool(lp, plan: Plan, result, run: bool):
+    """Kind pool: on floats, or (bit_pool) on the unpooled packed signs of its stage."""
+    if not lp.bit_pool:
+        ins = [result.tensors[s] for s in lp.layer.inputs] if run else None
+        return simulate_layer(lp, plan, ins, run)
+    st = plan.binarize[lp.bit_pool]
+    neg = layer_consts(lp, plan.target, plan)["neg"] if run else None
+    words, counts = bit_pool(lp, plan.target, neg, result.stages[st.prepool][0] if run else None, run)
+    result.stages[st.name] = (words, None)
+    return None, counts
 
 
 #: The simulator's model of each kernel kind (xnorgen.kinds), by the kind's name. Float-input
@@ -115,8 +128,8 @@ FLOAT_MODELS = {
     "elementwise": lambda lp, t, consts, ins, run: elementwise(lp, t, consts, ins, run,
                                                                   ELEMENTWISE_OPS[lp.layer.type]),
 }
-#: Kinds whose model reads packed stages rather than float tensors: (lp, plan, Run, run).
-STAGE_MODELS = {"conv_xnor": _xnor_conv}
+#: Kinds whose model may read packed stages rather than float tensors: (lp, plan, Run, run).
+STAGE_MODELS = {"conv_xnor": _xnor_conv, "pool": _pool}
 
 
 def simulate_layer(lp, plan: Plan, ins, run: bool):

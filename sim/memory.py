@@ -60,9 +60,11 @@ def streamed_lines(nbytes, target) -> int:
 def layer_buffers(lp, target) -> list[int]:
     """Bytes of the buffers one layer's kernel touches: its packed weights, its float inputs
     (an xnor conv reads its stage's packed words instead) and its float output (none when a
-    fused binarize epilogue writes the next stage instead)."""
+    fused binarize epilogue writes the next stage instead); a bit pool's packed words."""
     wb = weight_bytes(lp, target)
     out = [wb["packed"]] if wb else []
+    if lp.bit_pool:                     # packed signs in and out (wb: the words of one pixel)
+        return out + [wb["packed"] * prod(s[1:]) for s in (lp.in_shapes[0], lp.out_shape)]
     if lp.binarize_in is None:
         out += [4 * prod(s) for s in lp.in_shapes]
     if not lp.binarize_out:

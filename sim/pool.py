@@ -10,7 +10,7 @@ from .conv_xnor import F32, axis_runs
 from .loops import conv_taps, tap_mask, valid_taps
 from xnorgen.plan.hooks import hook_source
 
-from .ops import float_lanes, float_vector_lanes, loop, scaled
+from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
 
 POOL_TAP = {"load_op": 1, "fmax": 1}                                   # acc = max(acc, x) or acc += x
 
@@ -88,3 +88,53 @@ def pool_vector_counts(lp, target, cols, interior) -> Counter:
                      c * ho * (wo - n_int))
     counts += scaled(POOL_TAP, c * rows * border_taps) + loop(c * rows * border_taps)
     return counts
+
+
+BIT_TAP = {"load": 1, "logic": 2, "add": 2, "addr": 1}              # all &= v; any |= v; its address
+BIT_WORD = {"load": 1, "logic": 3, "store": 1, "addr": 1}              # (all & ~neg) | (any & neg)
+
+
+def bit_pool(lp, target, neg, words, run: bool):
+    """kernel_pool.c.j2 `bits`: a max pool on the packed signs of a fused epilogue (kinds/pool.py).
+    words: the unpooled stage words [H*W, WPP]; neg: the channels whose batchnorm scale is < 0.
+    Per output word the AND and the OR of its in-bounds taps, combined by neg.
+    Counts, read from qemu -icount on the M4 and the qemu-aarch64 block log (40..96 channels;
+    2x2/2, 3x3/3 and 3x3/2 padded 1), are rough: this kernel is a few hundred to a few thousand
+    instructions against the conv's hundreds of thousands, so its recipe was not tuned further.
+    Without padding and with few taps (M4 at most 4, armv8 at most 9) gcc unrolls the window,
+    the first tap starting both accumulators: per word its taps' loads, 2 (taps - 1) ANDs and
+    ORs, the combine and the store; on armv8 for two pixels' words at once, in vectors.
+    Otherwise each tap is a loop iteration with its address (about 10 instructions on the M4).
+    Predicted/measured: M4 1.20, 0.99, 1.14; armv8 1.53, 1.29, 1.01 (the three pools above)."""
+    layer = lp.layer
+    _, h, w = lp.in_shapes[0]
+    _, ho, wo = lp.out_shape
+    kh, kw = layer.kernel
+    wpp = words.shape[1] if run else -(-lp.in_shapes[0][0] // target.word_bits)
+    outs = ho * wo * wpp
+    counts = loop(ho) + loop(ho * wo)
+    neon = simd_kind(target) == "neon"
+    if tuple(layer.padding) == (0, 0) and kh * kw <= (9 if neon else 4):
+        per = Counter(load=kh * kw, logic=2 * (kh * kw - 1)) + Counter(BIT_WORD)
+        counts += scaled(per, -(-outs // 2) if neon else outs)     # neon: two pixels' words per vector
+    else:
+        taps = conv_taps((h, w), layer.kernel, layer.stride, layer.padding, (ho, wo), 0)
+        rows = conv_taps((h, 1), (kh, 1), (layer.stride[0], 1), (layer.padding[0], 0), (ho, 1), 0) * wo
+        counts += scaled({"add": 3, "compare": 2}, ho + ho * wo) + loop(outs) + scaled(BIT_WORD, outs)
+        counts += scaled(BIT_TAP, taps * wpp) + loop(taps * wpp) + loop(rows * wpp)
+    if not run:
+        return None, counts
+    yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
+    xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
+    grid = words.reshape(h, w, wpp)
+    ones = np.array(~0, dtype=np.int64).astype(words.dtype)
+    all_ = np.full((ho, wo, wpp), ones, dtype=words.dtype)
+    any_ = np.zeros((ho, wo, wpp), dtype=words.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            m = (yin[:, ky, None] & xin[None, :, kx])[..., None]
+            v = grid[np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
+            all_ = np.where(m, all_ & v, all_)
+            any_ = np.where(m, any_ | v, any_)
+    neg = np.asarray(neg, dtype=words.dtype)
+    return ((all_ & ~neg) | (any_ & neg)).reshape(ho * wo, wpp), counts

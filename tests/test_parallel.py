@@ -69,6 +69,30 @@ def test_every_part_count_gives_the_bits_of_one_thread(tmp_path, split_everythin
     assert axes == AXES, f"splits seen: {axes}"
 
 
+def test_a_bit_pool_splits_by_rows_with_the_bits_of_one_thread(tmp_path, split_everything):
+    """conv -> maxpool -> batchnorm -> xnor conv: the pool runs on packed signs, by output rows."""
+    layers = [{"name": "bn0", "type": "batchnorm"},
+              {"name": "c1", "type": "conv2d", "mode": "xnor", "filters": 65, "kernel": 3, "padding": 1,
+               "pad_value": 1, "scale_input": False},
+              {"name": "p1", "type": "maxpool", "kernel": 3, "stride": 2, "padding": 1},
+              {"name": "bn1", "type": "batchnorm"},
+              {"name": "c2", "type": "conv2d", "mode": "xnor", "filters": 8, "kernel": 1, "scale_input": False},
+              {"name": "flat", "type": "flatten"}]
+    rng = np.random.default_rng(191)
+    net = xnorgen.load(write_net(tmp_path, "bp", (16, 11, 9), layers, rng))
+    lib = xnorgen.build(net)
+    p1 = next(la for la in lib.manifest["layers"] if la["name"] == "p1")
+    assert p1["fusion"]["bit_pool"] and p1["split"]["axis"] == "output rows"
+    x = random_input(net, rng, batch=2)
+    want = lib(x)
+    pool = lib._mod.lib.xg_pool_create(3)
+    try:
+        for parts in (2, 3, 64):
+            assert np.array_equal(_parallel(lib, x, parts, pool), want), parts
+    finally:
+        lib._mod.lib.xg_pool_destroy(pool)
+
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

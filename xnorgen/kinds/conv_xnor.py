@@ -68,7 +68,7 @@ def plan(plan: Plan, lp: LayerPlan) -> None:
     per_filter = prod(layer.kernel) * wpp * t.word_bytes
     ox0, ox1 = interior_columns(lp.in_shapes[0][2], layer.kernel[1], layer.stride[1], layer.padding[1],
                                 lp.out_shape[2])
-    lanes = pixel_lanes(t, layer, wpp, ox0, ox1)
+    lanes = lanes_of(t, lp)
     pixels = lp.out_shape[1] * lp.out_shape[2]
     floats_out = not lp.binarize_out or plan.binarize[lp.binarize_out].needs_amap
     order = "filter block > out row > out col > ky > (kx, word) > filter in block"
@@ -81,8 +81,30 @@ def plan(plan: Plan, lp: LayerPlan) -> None:
         pixel_lanes=lanes, column_ranges=_column_ranges(lp, ox0, ox1, lanes),
         store_tile=store_tile(t, lanes, floats_out, pixels),
         next_block_prefetch=next_block_prefetch(t, lanes, fb * per_filter, pixels),
-        sign_thresholds=bool(lp.binarize_out) and not floats_out and not layer.scale_input and not lanes
-        and (layer.pad_value != 0 or tuple(layer.padding) == (0, 0)))
+        sign_thresholds=thresholds_apply(t, lp, floats_out))
+
+
+def lanes_of(target, lp: LayerPlan) -> int:
+    """Its pixel lanes (tiling.pixel_lanes), from its shapes alone."""
+    layer, (c, _, w) = lp.layer, lp.in_shapes[0]
+    ox0, ox1 = interior_columns(w, layer.kernel[1], layer.stride[1], layer.padding[1], lp.out_shape[2])
+    return pixel_lanes(target, layer, words_for(c, target.word_bits), ox0, ox1)
+
+
+def count_decides(target, lp: LayerPlan) -> bool:
+    """Whether its output bits would be integer compares of its counts if it packed a stage that
+    needs no A: no K, the same number of valid bits at every pixel (pad_value +-1, or no padding),
+    and the per-pixel path (no pixel lanes). Fusion asks before running a max pool on bits, which
+    pays only with thresholds (benchmarks/RESULTS.md, "The binary path")."""
+    layer = lp.layer
+    return (not layer.scale_input and (layer.pad_value != 0 or tuple(layer.padding) == (0, 0))
+            and not lanes_of(target, lp))
+
+
+def thresholds_apply(target, lp: LayerPlan, floats_out: bool) -> bool:
+    """Whether it sets its fused stage's bits by sign thresholds: it packs that stage, the stage
+    needs no A (floats_out false), and the count decides (count_decides)."""
+    return bool(lp.binarize_out) and not floats_out and count_decides(target, lp)
 
 
 def _column_ranges(lp: LayerPlan, ox0: int, ox1: int, lanes: int) -> list[ColumnRange]:
@@ -173,8 +195,8 @@ def context(lp: LayerPlan, plan: Plan) -> tuple[dict, list[str]]:
         k["out_stage"] = {"stage": stage_name(plan.ident(out.tensor)), "bn": bn_ident,
                           "bn_sym": const_prefix(plan.net.name, bn_ident),
                           "WPP": out.words_per_pixel, "has_a": out.needs_amap,
-                          "thresholds": tl.sign_thresholds}
-        args.append(pointer(plan, out.packed, False, "xg_word_t"))
+                          "thresholds": tl.sign_thresholds, "pool": out.pool and plan.ident(out.pool)}
+        args.append(pointer(plan, out.prepool or out.packed, False, "xg_word_t"))   # a bit pool runs after
         if out.needs_amap:
             args.append(pointer(plan, out.amap, False))
     else:

@@ -72,12 +72,18 @@ def assign_storage(plan: Plan) -> Plan:
 
 def plan_stages(plan: Plan) -> Plan:
     """Binarize stages: HWC-packed words (channels along the bits) and A, live from the step
-    that writes them to their last reader."""
+    that writes them to their last reader; a stage with a bit pool also gets the producer's
+    unpooled words (prepool), live from the producer to the pool."""
     wb, wbytes = plan.target.word_bits, plan.target.word_bytes
     steps = {lp.layer.name: lp.step for lp in plan.layers}
     for st in plan.binarize.values():
         st.words_per_pixel = words_for(st.channels, wb)
         first, last = steps[st.runs_in], max(steps[r] for r in st.readers)
+        if st.pool:                     # the producer packs unpooled signs; the pool writes the stage
+            st.prepool = f"{st.name}#prepool"
+            hw = prod(plan.net.shapes[st.source][1:])
+            plan.buffers[st.prepool] = Buffer(st.prepool, hw * st.words_per_pixel * wbytes, first, steps[st.pool])
+            first = steps[st.pool]
         st.packed = f"{st.name}#packed"
         plan.buffers[st.packed] = Buffer(st.packed, st.hw * st.words_per_pixel * wbytes, first, last)
         if st.needs_amap:

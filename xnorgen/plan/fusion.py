@@ -9,6 +9,13 @@ Where it runs:
 - If, further, the batchnorm's input comes from an xnor convolution read only by that
   batchnorm, the stage runs in that convolution's epilogue: its float output never exists
   either, and activations stay packed from one binary layer to the next.
+- The same holds through a max pool between the convolution and the batchnorm (the paper's
+  block order, conv -> pool -> batchnorm -> sign), when no reader needs A and the convolution's
+  bits are integer compares of its counts (sign thresholds, kinds/conv_xnor.py): the epilogue packs
+  the signs of the batchnorm of every unpooled output, and the pool runs on those bits
+  (Binarize.pool; kinds/pool.py): the batchnorm is monotone per channel, so the sign of
+  the batchnorm of a max is the OR of the signs where its scale is >= 0 and the AND where it
+  is < 0 (as bits, 1 = negative: the AND and the OR of the bits respectively).
 - Otherwise the stage runs just before its first reader.
 Fusion changes no number: the same float32 operations in the same order (tests hold the
 fused library bit-identical to the unfused one).
@@ -40,6 +47,8 @@ class Binarize:
     amap: str | None = None
     words_per_pixel: int = 0
     split: object | None = None     # ir.Split of a standalone stage (plan_parallel), or None
+    pool: str | None = None         # a max pool between the producer and the batchnorm, run on bits
+    prepool: str | None = None      # its input: the producer's packed signs (plan_stages)
 
 
 def is_xnor_conv(lp) -> bool:
@@ -69,6 +78,11 @@ def plan_binarize(plan, fuse: bool = True):
             st.bn, st.source = tensor, bn.layer.inputs[0]
             plan.elided.add(tensor)
             bn.folded_into = st.name
+            pool = bit_pool_candidate(plan, by_name.get(st.source), readers, st.needs_amap)
+            if pool is not None:
+                st.pool, st.source = pool.layer.name, pool.layer.inputs[0]
+                plan.elided.add(pool.layer.name)
+                pool.bit_pool = st.name
             prod_lp = by_name.get(st.source)
             if prod_lp is not None and is_xnor_conv(prod_lp) and len(readers[st.source]) == 1:
                 st.runs_in, st.in_epilogue = prod_lp.layer.name, True
@@ -80,6 +94,26 @@ def plan_binarize(plan, fuse: bool = True):
             lp.binarize_in = st.name
         plan.binarize[st.name] = st
     return plan
+
+
+def bit_pool_candidate(plan, pool_lp, readers: dict, needs_amap: bool):
+    """pool_lp if it is a non-global max pool that may run on the bits of a fused epilogue: its
+    input an xnor conv read only by it, it read only by the batchnorm, no reader needing A, and
+    the conv able to set its bits by thresholds. (Without thresholds the conv would binarize
+    every unpooled output in float: measured 2-6 % more instructions on armv8 than pooling the
+    floats, so the pool stays a float pool there.)"""
+    from xnorgen.kinds.conv_xnor import count_decides     # (conv_xnor imports this module)
+    if needs_amap or pool_lp is None or pool_lp.layer.type != "maxpool" or pool_lp.layer.global_:
+        return None
+    src = pool_lp.layer.inputs[0]
+    prod_lp = next((lp for lp in plan.layers if lp.layer.name == src), None)
+    if prod_lp is None or not is_xnor_conv(prod_lp) or len(readers.get(src, [])) != 1:
+        return None
+    if not count_decides(plan.target, prod_lp):
+        return None
+    if len(readers.get(pool_lp.layer.name, [])) != 1 or plan.net.output in (src, pool_lp.layer.name):
+        return None
+    return pool_lp
 
 
 def plan_epilogues(plan, fuse: bool = True):

@@ -78,6 +78,7 @@ class LayerPlan:
     predicted: dict | None = None
     binarize_in: str | None = None      # xnor conv: the stage whose packed words it reads
     binarize_out: str | None = None     # producer: the stage its epilogue writes instead of floats
+    bit_pool: str | None = None         # max pool run on the packed signs of this stage (fusion.Binarize.pool)
     stages_before: list[str] = field(default_factory=list)   # stages run just before this kernel
     folded_into: str | None = None      # folded into a stage or a conv epilogue: no kernel of its own
     epilogue: list[str] = field(default_factory=list)   # float/bwn conv: folded batchnorm (+ relu) it applies

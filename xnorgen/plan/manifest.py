@@ -40,7 +40,7 @@ def manifest(plan: Plan) -> dict:
             "scratch": {r: where(b) for r, b in lp.scratch.items()},
             "kind": lp.kind, "packing": record_json(lp.packing), "tiling": record_json(lp.tiling), "weight_bytes": weight_bytes(lp, plan.target),
             "predicted": lp.predicted, "split": record_json(lp.split),
-            "fusion": {"binarize_in": lp.binarize_in, "binarize_out": lp.binarize_out,
+            "fusion": {"binarize_in": lp.binarize_in, "binarize_out": lp.binarize_out, "bit_pool": lp.bit_pool,
                        "stages_before": lp.stages_before, "folded_into": lp.folded_into,
                        "epilogue": lp.epilogue},
         })
@@ -59,6 +59,7 @@ def manifest(plan: Plan) -> dict:
         "layers": layers,
         "binarize_stages": [{"name": st.name, "tensor": st.tensor, "reads": st.source, "batchnorm": st.bn,
                              "readers": st.readers, "runs_in": st.runs_in, "in_epilogue": st.in_epilogue,
+                             "pool": st.pool, "prepool": where(st.prepool) if st.prepool else None,
                              "words_per_pixel": st.words_per_pixel, "packed": where(st.packed), "split": record_json(st.split),
                              "amap": where(st.amap) if st.amap else None} for st in plan.binarize.values()],
         "elided_tensors": sorted(plan.elided),
