@@ -1,21 +1,28 @@
 /* xg_pool.c: see xg_pool.h. POSIX threads and the GCC/Clang __atomic builtins (C99 + -pthread).
  *
- * Protocol. A parallel-for publishes its job (n, task, ctx, the claim counter) and then bumps
- * `generation` (release). Each worker waits for a new generation (spinning a while, then on the
- * condition variable), claims indices from `next` until they run out, and reports `finished`.
- * The caller claims indices too, then waits until every worker has reported: so when a
- * parallel-for returns, no worker is still inside it, and the next job's fields can be written
- * without a race (a worker that wakes late still counts itself in, finding no index left). */
+ * Protocol. A job (n, task, ctx) is written into one of two slots, and then `claim`, one 64-bit
+ * word holding the job's generation (high half) and the next index to claim (low half), is set
+ * to (generation, 0) with release. Every thread, the caller's too, claims indices by
+ * compare-and-swap on that word, so a claim only succeeds for the generation the thread read
+ * the slot for: a worker that wakes late, after its job is over, fails its claim and never runs
+ * a task of a job it has not seen published. The slot of generation g is rewritten only for
+ * g + 2, after g + 1 was published, so the fields a successful claim read are its job's.
+ * The caller waits until all n tasks are done, not for the workers to check in: a sleeping
+ * worker costs the caller nothing (it runs the tasks itself), and a worker sharing the
+ * caller's core gets it after a short spin (XG_POOL_SPIN polls, then sched_yield). Workers stay
+ * awake, polling, for XG_POOL_AWAKE_US after a job, then sleep on the condition variable. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "xg_pool.h"
 
 #define XG_POOL_MAX_THREADS 256
-#define XG_POOL_SPINS 1000           /* polls (a pause each) before yielding the core */
-#define XG_POOL_YIELDS 200           /* then yields before a worker sleeps on the condition */
+#define XG_POOL_SPIN 32              /* polls (a pause each, 25 ns on an EPYC) between sched_yields */
+#define XG_POOL_AWAKE_US 200         /* a worker polls this long after a job before it sleeps */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define XG_RELAX() __builtin_ia32_pause()
@@ -25,45 +32,77 @@
 #define XG_RELAX() ((void)0)
 #endif
 
+struct xg_job {
+    int n;                                   /* every field read and written with __atomic */
+    void (*task)(void *ctx, int i);
+    void *ctx;
+};
+
 struct xg_pool {
     int threads;
     pthread_t *workers;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    unsigned generation;         /* bumped once per job, under the mutex (atomic reads outside) */
+    uint64_t claim;              /* generation << 32 | next index; set under the mutex on publish */
     int stop;
-    int next;                    /* the next index to claim */
-    int finished;                /* workers done with the current job */
-    int n;
-    void (*task)(void *ctx, int i);
-    void *ctx;
+    int done;                    /* tasks of the current job that have returned */
+    struct xg_job jobs[2];       /* the job of generation g is jobs[g & 1] */
 };
 
-static void run_claims(struct xg_pool *p)
+static unsigned generation_of(uint64_t claim)
 {
+    return (unsigned)(claim >> 32);
+}
+
+/* Claims and runs tasks of generation g until none is left or a newer job is published. */
+static void run_claims(struct xg_pool *p, unsigned g)
+{
+    const struct xg_job *j = &p->jobs[g & 1];
+    uint64_t c = __atomic_load_n(&p->claim, __ATOMIC_ACQUIRE);
     for (;;) {
-        const int i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
-        if (i >= p->n)
+        if (generation_of(c) != g)
             return;
-        p->task(p->ctx, i);
+        const int i = (int)(uint32_t)c;
+        if (i >= __atomic_load_n(&j->n, __ATOMIC_RELAXED))
+            return;
+        void (*task)(void *, int) = __atomic_load_n(&j->task, __ATOMIC_RELAXED);
+        void *ctx = __atomic_load_n(&j->ctx, __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&p->claim, &c, c + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            task(ctx, i);
+            __atomic_fetch_add(&p->done, 1, __ATOMIC_RELEASE);
+            c = __atomic_load_n(&p->claim, __ATOMIC_ACQUIRE);
+        }                        /* else c holds the word now: look again */
     }
 }
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
+}
+
+/* Polls (a pause at a time, yielding the core every XG_POOL_SPIN polls) until the generation
+ * differs from `seen`, for up to XG_POOL_AWAKE_US; then sleeps on the condition. */
 static unsigned wait_for_job(struct xg_pool *p, unsigned seen)
 {
-    for (int s = 0; s < XG_POOL_SPINS + XG_POOL_YIELDS; ++s) {
-        const unsigned g = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
+    const double until = now_us() + XG_POOL_AWAKE_US;
+    for (int s = 1;; ++s) {
+        const unsigned g = generation_of(__atomic_load_n(&p->claim, __ATOMIC_ACQUIRE));
         if (g != seen)
             return g;
-        if (s < XG_POOL_SPINS)
+        if (s % XG_POOL_SPIN) {
             XG_RELAX();
-        else
-            sched_yield();       /* more threads than free cores: let the others run */
+        } else {
+            sched_yield();       /* a thread sharing this core (more threads than free cores) runs */
+            if (now_us() > until)
+                break;
+        }
     }
     pthread_mutex_lock(&p->mutex);
-    while (__atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) == seen)
+    while (generation_of(__atomic_load_n(&p->claim, __ATOMIC_ACQUIRE)) == seen)
         pthread_cond_wait(&p->wake, &p->mutex);
-    const unsigned g = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
+    const unsigned g = generation_of(__atomic_load_n(&p->claim, __ATOMIC_ACQUIRE));
     pthread_mutex_unlock(&p->mutex);
     return g;
 }
@@ -76,23 +115,31 @@ static void *worker_main(void *arg)
         seen = wait_for_job(p, seen);
         if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
             return NULL;
-        run_claims(p);
-        __atomic_fetch_add(&p->finished, 1, __ATOMIC_RELEASE);
+        run_claims(p, seen);
     }
 }
 
-static void publish(struct xg_pool *p)
+/* Writes job (n, task, ctx) into the next generation's slot and publishes it; returns that
+ * generation. Only the thread that owns the pool calls this, between jobs. */
+static unsigned publish(struct xg_pool *p, int n, void (*task)(void *ctx, int i), void *ctx)
 {
+    const unsigned g = generation_of(__atomic_load_n(&p->claim, __ATOMIC_RELAXED)) + 1;
+    struct xg_job *j = &p->jobs[g & 1];
+    __atomic_store_n(&j->n, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&j->task, task, __ATOMIC_RELAXED);
+    __atomic_store_n(&j->ctx, ctx, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
     pthread_mutex_lock(&p->mutex);
-    __atomic_fetch_add(&p->generation, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->claim, (uint64_t)g << 32, __ATOMIC_RELEASE);   /* the fields above first */
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mutex);
+    return g;
 }
 
 static void stop_workers(struct xg_pool *p, int started)
 {
     __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
-    publish(p);
+    publish(p, 0, NULL, NULL);
     for (int w = 0; w < started; ++w)
         pthread_join(p->workers[w], NULL);
 }
@@ -154,18 +201,12 @@ void xg_pool_parallel_for(void *pool, int n, void (*task)(void *ctx, int i), voi
             task(ctx, i);
         return;
     }
-    p->n = n;
-    p->task = task;
-    p->ctx = ctx;
-    __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&p->finished, 0, __ATOMIC_RELAXED);
-    publish(p);                  /* release: the fields above are seen by every worker */
-    run_claims(p);
-    const int workers = p->threads - 1;
-    for (long s = 0; __atomic_load_n(&p->finished, __ATOMIC_ACQUIRE) < workers; ++s) {
-        if (s < XG_POOL_SPINS)
+    const unsigned g = publish(p, n, task, ctx);
+    run_claims(p, g);
+    for (long s = 1; __atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < n; ++s) {
+        if (s % XG_POOL_SPIN)    /* the last tasks run on workers: wait for them */
             XG_RELAX();
         else
-            sched_yield();       /* a worker that was asleep: give it the core */
+            sched_yield();       /* a worker sharing this core: give it the core */
     }
 }
