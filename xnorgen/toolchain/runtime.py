@@ -5,7 +5,7 @@ import json
 import os
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -119,7 +119,8 @@ class CompiledNetwork:
         with _POOL_LOCK:
             self._forget_pools_after_fork()
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"xnorgen-{self.name}")
+                # threads - 1 workers: the caller runs one share itself (_run_all)
+                self._pool = ThreadPoolExecutor(max(1, self.threads - 1), thread_name_prefix=f"xnorgen-{self.name}")
                 # its threads end with the library
                 self._finalizers.append(weakref.finalize(self, self._pool.shutdown, wait=False))
         return self._pool
@@ -206,7 +207,16 @@ class CompiledNetwork:
         if whole:                                # consecutive runs of samples, one per thread
             bounds = np.linspace(0, whole, self.threads + 1).astype(int)
             pool = self._workers()
-            for f in [pool.submit(self._run, samples[a:b], out[a:b], a, check) for a, b in zip(bounds, bounds[1:])]:
+            # the caller runs the first share instead of sleeping on the others: one thread fewer
+            # to wake, and the OS does not stack the woken ones on the caller's idle core (measured
+            # on L1, batch 16, threads=2 after a call on one thread: 2.11 ms -> 1.08 ms, 1 thread 1.86)
+            futures = [pool.submit(self._run, samples[a:b], out[a:b], a, check)
+                       for a, b in zip(bounds[1:-1], bounds[2:])]
+            try:
+                self._run(samples[:bounds[1]], out[:bounds[1]], 0, check)
+            finally:
+                wait(futures)             # every share done before an error (the first one's) is raised
+            for f in futures:
                 f.result()
         self._run_parallel(samples[whole:], out[whole:], whole, check)   # the rest: each sample on every thread
 
