@@ -18,6 +18,7 @@ from xnorgen.target import resolve
 
 #: The host target with dense layers batched (off by default: docs/threads.md).
 BATCHED = replace(resolve("host"), batch_dense=True)
+UNBATCHED = replace(resolve("host"), batch_dense=False)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -60,7 +61,7 @@ def test_examples_batched_and_threaded():
         net = xnorgen.load(EXAMPLES / path)
         x = np.random.default_rng(2).uniform(-1, 1, (21, *net.input_shape)).astype(np.float32)
         want = _one_by_one(xnorgen.build(net), x)
-        assert np.array_equal(_batch(xnorgen.build(net), x), want), path      # batch_dense off: sample by sample
+        assert np.array_equal(_batch(xnorgen.build(net, target=UNBATCHED), x), want), path   # sample by sample
         for threads in (1, 2):
             assert np.array_equal(xnorgen.build(net, target=BATCHED, threads=threads)(x), want), (path, threads)
 
