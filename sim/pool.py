@@ -8,6 +8,7 @@ import numpy as np
 
 from .conv_xnor import F32, axis_runs
 from .loops import conv_taps, tap_mask, valid_taps
+from xnorgen.packing import words_for
 from xnorgen.plan.hooks import hook_source
 
 from .ops import float_lanes, float_vector_lanes, loop, scaled, simd_kind
@@ -42,16 +43,24 @@ def pool(lp, target, consts, x, run: bool):
             counts += scaled({"fdiv": 1}, c * ho * wo)
     if not run:
         return None, counts
+    acc = np.full((c, ho, wo), -np.inf if layer.type == "maxpool" else 0.0, dtype=F32)
+    for m, rows, cols in window_taps(layer, h, w, ho, wo):
+        v = x[:, rows, cols]
+        new = np.where(v > acc, v, acc) if layer.type == "maxpool" else acc + v
+        acc = np.where(m[None], new, acc)
+    return (acc / F32(kh * kw) if layer.type == "avgpool" else acc), counts
+
+
+def window_taps(layer, h: int, w: int, ho: int, wo: int):
+    """Per tap (ky, kx) of a pool's window, in the kernels' order: (in bounds [ho, wo], input
+    rows [ho, 1], input columns [1, wo]), the indices clipped where out of bounds."""
+    kh, kw = layer.kernel
     yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
     xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
-    acc = np.full((c, ho, wo), -np.inf if layer.type == "maxpool" else 0.0, dtype=F32)
     for ky in range(kh):
         for kx in range(kw):
-            m = yin[:, ky, None] & xin[None, :, kx]
-            v = x[:, np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
-            new = np.where(v > acc, v, acc) if layer.type == "maxpool" else acc + v
-            acc = np.where(m[None], new, acc)
-    return (acc / F32(kh * kw) if layer.type == "avgpool" else acc), counts
+            yield (yin[:, ky, None] & xin[None, :, kx], np.clip(yi[:, ky], 0, h - 1)[:, None],
+                   np.clip(xi[:, kx], 0, w - 1)[None, :])
 
 
 def pool_vector_counts(lp, target, cols, interior) -> Counter:
@@ -110,7 +119,7 @@ def bit_pool(lp, target, neg, words, run: bool):
     _, h, w = lp.in_shapes[0]
     _, ho, wo = lp.out_shape
     kh, kw = layer.kernel
-    wpp = words.shape[1] if run else -(-lp.in_shapes[0][0] // target.word_bits)
+    wpp = words_for(lp.in_shapes[0][0], target.word_bits)
     outs = ho * wo * wpp
     counts = loop(ho) + loop(ho * wo)
     neon = simd_kind(target) == "neon"
@@ -124,17 +133,12 @@ def bit_pool(lp, target, neg, words, run: bool):
         counts += scaled(BIT_TAP, taps * wpp) + loop(taps * wpp) + loop(rows * wpp)
     if not run:
         return None, counts
-    yi, yin = tap_mask(h, kh, layer.stride[0], layer.padding[0], ho)
-    xi, xin = tap_mask(w, kw, layer.stride[1], layer.padding[1], wo)
     grid = words.reshape(h, w, wpp)
-    ones = np.array(~0, dtype=np.int64).astype(words.dtype)
-    all_ = np.full((ho, wo, wpp), ones, dtype=words.dtype)
+    all_ = np.full((ho, wo, wpp), np.iinfo(words.dtype).max, dtype=words.dtype)
     any_ = np.zeros((ho, wo, wpp), dtype=words.dtype)
-    for ky in range(kh):
-        for kx in range(kw):
-            m = (yin[:, ky, None] & xin[None, :, kx])[..., None]
-            v = grid[np.clip(yi[:, ky], 0, h - 1)[:, None], np.clip(xi[:, kx], 0, w - 1)[None, :]]
-            all_ = np.where(m, all_ & v, all_)
-            any_ = np.where(m, any_ | v, any_)
+    for m, rows, cols in window_taps(layer, h, w, ho, wo):
+        v = grid[rows, cols]
+        all_ = np.where(m[..., None], all_ & v, all_)
+        any_ = np.where(m[..., None], any_ | v, any_)
     neg = np.asarray(neg, dtype=words.dtype)
     return ((all_ & ~neg) | (any_ & neg)).reshape(ho * wo, wpp), counts

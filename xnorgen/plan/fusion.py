@@ -78,7 +78,7 @@ def plan_binarize(plan, fuse: bool = True):
             st.bn, st.source = tensor, bn.layer.inputs[0]
             plan.elided.add(tensor)
             bn.folded_into = st.name
-            pool = bit_pool_candidate(plan, by_name.get(st.source), readers, st.needs_amap)
+            pool = bit_pool_candidate(plan, by_name, st.source, readers, st.needs_amap)
             if pool is not None:
                 st.pool, st.source = pool.layer.name, pool.layer.inputs[0]
                 plan.elided.add(pool.layer.name)
@@ -96,24 +96,23 @@ def plan_binarize(plan, fuse: bool = True):
     return plan
 
 
-def bit_pool_candidate(plan, pool_lp, readers: dict, needs_amap: bool):
-    """pool_lp if it is a non-global max pool that may run on the bits of a fused epilogue: its
-    input an xnor conv read only by it, it read only by the batchnorm, no reader needing A, and
-    the conv able to set its bits by thresholds. (Without thresholds the conv would binarize
-    every unpooled output in float: measured 2-6 % more instructions on armv8 than pooling the
-    floats, so the pool stays a float pool there.)"""
+def bit_pool_candidate(plan, by_name: dict, name: str, readers: dict, needs_amap: bool):
+    """The LayerPlan of layer `name` (a batchnorm's input) if it is a non-global max pool that
+    may run on the bits of a fused epilogue: its input an xnor conv read only by it, it read only
+    by the batchnorm, no reader needing A, and the conv able to set its bits by thresholds.
+    (Without thresholds the conv would binarize every unpooled output in float: measured 2-6 %
+    more instructions on armv8 than pooling the floats, so the pool stays a float pool there.)"""
     from xnorgen.kinds.conv_xnor import count_decides     # (conv_xnor imports this module)
+    pool_lp = by_name.get(name)
     if needs_amap or pool_lp is None or pool_lp.layer.type != "maxpool" or pool_lp.layer.global_:
         return None
     src = pool_lp.layer.inputs[0]
-    prod_lp = next((lp for lp in plan.layers if lp.layer.name == src), None)
+    prod_lp = by_name.get(src)
     if prod_lp is None or not is_xnor_conv(prod_lp) or len(readers.get(src, [])) != 1:
         return None
-    if not count_decides(plan.target, prod_lp):
+    if len(readers.get(name, [])) != 1 or plan.net.output in (src, name):
         return None
-    if len(readers.get(pool_lp.layer.name, [])) != 1 or plan.net.output in (src, pool_lp.layer.name):
-        return None
-    return pool_lp
+    return pool_lp if count_decides(plan.target, prod_lp) else None
 
 
 def plan_epilogues(plan, fuse: bool = True):
